@@ -1,0 +1,20 @@
+import ArgumentParser
+
+/// The `hyperbatch` command line.
+@main
+struct HyperbatchCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "hyperbatch",
+        abstract: "Batch work the way production systems need it.",
+        subcommands: [BenchCommand.self]
+    )
+}
+
+/// `hyperbatch bench …`: benchmarks that report ratios against baselines measured in the same run.
+struct BenchCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench",
+        abstract: "Run a benchmark; each reports ratios against a baseline measured in the same run.",
+        subcommands: []
+    )
+}
