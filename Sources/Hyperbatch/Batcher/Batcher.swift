@@ -1,0 +1,373 @@
+import DequeModule
+import Logging
+import ServiceLifecycle
+import Synchronization
+
+/// A per-key micro-batcher on the continuous clock: the type applications use.
+///
+/// ```swift
+/// struct EmbedKey: BatchKey { var model: String; var tenant: String }
+/// try await Batcher<EmbedKey, String, [Float]>.withBatcher(
+///     configuration: .init(maxBatchSize: 64, maxWait: .milliseconds(5)),
+///     handler: { key, texts in try await embed(texts, model: key.model) }  // [[Float]], one per text
+/// ) { batcher in
+///     let vector = try await batcher.submit("hello", key: EmbedKey(model: "m", tenant: "t"))
+/// }
+/// ```
+public typealias Batcher<Key: BatchKey, Input: Sendable, Output: Sendable> = ClockedBatcher<
+    Key, Input, Output, ContinuousClock
+>
+
+/// A per-key micro-batcher driven by the clock `C` (``Batcher`` uses `ContinuousClock`; tests use a manual clock).
+///
+/// Callers `submit` items with a compatibility key; items of one key are flushed together to the handler on size,
+/// weight, max wait, caller deadline, a free handler slot (eager policy), `flush()` or shutdown, and each caller gets
+/// its own result. Items of different keys never share a batch.
+///
+/// The batcher is a `Service`: `run()` drives timers and handlers until graceful shutdown, then flushes every key,
+/// waits for running batches and returns; items submitted after that fail with ``BatcherError/Code-swift.enum/shutDown``.
+/// Items submitted before `run()` starts wait for it. For scripts and tests use
+/// ``withBatcher(configuration:clock:weigh:logger:handler:_:)``.
+///
+/// Cancellation: a caller cancelled while its item waits is removed (its weight returned) and gets
+/// `CancellationError`; a caller cancelled while its batch runs gets `CancellationError` at once and the batch's result
+/// for it is dropped.
+public final class ClockedBatcher<Key: BatchKey, Input: Sendable, Output: Sendable, C: Clock>: Service, Sendable
+where C.Duration == Duration {
+    /// The handler: one result per input, in input order. Throwing fails the whole batch.
+    public typealias Handler = @Sendable (Key, [Input]) async throws -> [Result<Output, any Error>]
+
+    typealias Machine = BatcherStateMachine<Key, Input, Waiter, C.Instant>
+
+    /// Where a result goes.
+    enum Waiter: Sendable {
+        case single(UnsafeContinuation<Output, any Error>)
+        case bulk(BulkCollector<Output>, Int)
+
+        func resume(with result: Result<Output, any Error>) {
+            switch self {
+            case .single(let continuation): continuation.resume(with: result)
+            case .bulk(let collector, let index): collector.deliver(result, at: index)
+            }
+        }
+    }
+
+    enum Work: Sendable {
+        case batch(Machine.Batch)
+        case timer(Key, C.Instant)
+    }
+
+    struct State {
+        var machine: Machine
+        var work: [Work] = []
+        var runWaiter: UnsafeContinuation<[Work]?, Never>?
+        var runStarted = false
+    }
+
+    /// The configuration, validated.
+    public let configuration: BatchConfiguration
+    private let clock: C
+    private let weigh: (@Sendable (Input) -> Int)?
+    private let handler: Handler
+    private let logger: Logger
+    private let state: Mutex<State>
+    private let nextItemID = Atomic<UInt64>(0)
+
+    /// Creates a batcher. Throws ``BatcherError`` (`invalidConfiguration`) when the configuration is nonsensical.
+    ///
+    /// - Parameters:
+    ///   - configuration: batch size, weight, wait, backpressure and concurrency limits.
+    ///   - clock: the clock timers sleep on.
+    ///   - weigh: the weight of an input (for example its tokens); each input weighs 1 when nil.
+    ///   - logger: receives debug logs per flush; the batcher never bootstraps logging.
+    ///   - handler: runs one batch; returns one result per input, in order.
+    public init(
+        configuration: BatchConfiguration = .init(), clock: C, weigh: (@Sendable (Input) -> Int)? = nil,
+        logger: Logger = Logger(label: "hyperbatch.batcher"), handler: @escaping Handler
+    ) throws(BatcherError) {
+        try configuration.validate()
+        self.configuration = configuration
+        self.clock = clock
+        self.weigh = weigh
+        self.handler = handler
+        self.logger = logger
+        self.state = Mutex(State(machine: Machine(configuration: configuration)))
+    }
+
+    // MARK: - Submitting
+
+    /// Submits one input and waits for its own result.
+    ///
+    /// - Parameter deadline: when the caller stops caring. The key flushes early enough for the handler's predicted
+    ///   latency to meet it; an item whose deadline passes before it is sent fails with `deadlineExceeded`.
+    /// - Throws: the handler's error for this item, a ``BatcherError``, or `CancellationError`.
+    public func submit(_ input: Input, key: Key, deadline: C.Instant? = nil) async throws -> Output {
+        let weight = weigh?(input) ?? 1
+        let id = nextItemID.wrappingAdd(1, ordering: .relaxed).newValue
+        return try await withTaskCancellationHandler {
+            try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<Output, any Error>) in
+                let now = clock.now
+                let item = Machine.Item(
+                    id: id, input: input, weight: weight, deadline: deadline, enqueuedAt: now,
+                    waiter: .single(continuation))
+                let (outcome, effects) = state.withLock { state -> (Machine.SubmitOutcome, Effects) in
+                    if Task.isCancelled { return (.rejected(BatcherError(.shutDown, "")), Effects(cancelled: true)) }
+                    let (outcome, actions) = state.machine.submit(key: key, item: item, now: now)
+                    return (outcome, Self.collect(actions, into: &state))
+                }
+                if effects.cancelled {
+                    continuation.resume(throwing: CancellationError())
+                    return
+                }
+                if case .rejected(let error) = outcome { continuation.resume(throwing: error) }
+                effects.perform()
+            }
+        } onCancel: {
+            cancel(key: key, id: id)
+        }
+    }
+
+    /// Submits several inputs of one key and waits for all their results, in input order.
+    ///
+    /// Each input is its own item (it may land in a different batch than its neighbours); a failure of one never
+    /// fails the others.
+    public func submit(contentsOf inputs: [Input], key: Key, deadline: C.Instant? = nil) async -> [Result<
+        Output, any Error
+    >] {
+        guard !inputs.isEmpty else { return [] }
+        let weights = inputs.map { weigh?($0) ?? 1 }
+        let firstID = nextItemID.wrappingAdd(UInt64(inputs.count), ordering: .relaxed).newValue - UInt64(inputs.count) + 1
+        return await withTaskCancellationHandler {
+            await withUnsafeContinuation { (continuation: UnsafeContinuation<[Result<Output, any Error>], Never>) in
+                let collector = BulkCollector<Output>(count: inputs.count, continuation: continuation)
+                let now = clock.now
+                var rejected: [(Int, any Error)] = []
+                let effects = state.withLock { state -> Effects in
+                    var effects = Effects(cancelled: Task.isCancelled)
+                    for index in inputs.indices {
+                        if effects.cancelled {
+                            rejected.append((index, CancellationError()))
+                            continue
+                        }
+                        let item = Machine.Item(
+                            id: firstID + UInt64(index), input: inputs[index], weight: weights[index],
+                            deadline: deadline, enqueuedAt: now, waiter: .bulk(collector, index))
+                        let (outcome, actions) = state.machine.submit(key: key, item: item, now: now)
+                        if case .rejected(let error) = outcome { rejected.append((index, error)) }
+                        effects.merge(Self.collect(actions, into: &state))
+                    }
+                    return effects
+                }
+                for (index, error) in rejected { collector.deliver(.failure(error), at: index) }
+                effects.perform()
+            }
+        } onCancel: {
+            for index in inputs.indices { cancel(key: key, id: firstID + UInt64(index)) }
+        }
+    }
+
+    /// Flushes every pending item of `key` (of every key when nil) as soon as handler slots allow, without waiting
+    /// for the batch to fill.
+    public func flush(key: Key? = nil) {
+        let now = clock.now
+        state.withLock { state in Self.collect(state.machine.flush(key: key, now: now), into: &state) }.perform()
+    }
+
+    /// Begins graceful shutdown: refuses new items, flushes every key; `run()` returns once running batches finish.
+    public func shutdown() {
+        let now = clock.now
+        state.withLock { state in
+            var effects = Self.collect(state.machine.shutdown(now: now), into: &state)
+            effects.wakeIfFinished(&state)
+            return effects
+        }.perform()
+    }
+
+    /// Items of `key` waiting for a batch (not counting suspended or running ones).
+    public func pendingCount(for key: Key) -> Int { state.withLock { $0.machine.pendingCount(key: key) } }
+
+    /// Items of `key` suspended by backpressure, waiting for room.
+    public func suspendedCount(for key: Key) -> Int { state.withLock { $0.machine.suspendedCount(key: key) } }
+
+    /// Batches of `key` running now.
+    public func runningBatchCount(for key: Key) -> Int { state.withLock { $0.machine.runningCount(key: key) } }
+
+    // MARK: - Running
+
+    /// Drives timers and handlers until graceful shutdown, then drains every key and returns.
+    ///
+    /// Cancelling `run()` is a hard stop: pending items fail with `CancellationError`, running handlers are cancelled.
+    public func run() async throws {
+        state.withLock { state in
+            precondition(!state.runStarted, "run() may be called only once")
+            state.runStarted = true
+        }
+        await withGracefulShutdownHandler {
+            await withDiscardingTaskGroup { group in
+                while let work = await nextWork() {
+                    for item in work {
+                        switch item {
+                        case .batch(let batch):
+                            group.addTask { await self.execute(batch) }
+                        case .timer(let key, let instant):
+                            group.addTask {
+                                do { try await self.clock.sleep(until: instant, tolerance: nil) } catch { return }
+                                self.timerFired(key: key, at: instant)
+                            }
+                        }
+                    }
+                }
+                group.cancelAll()  // sleeping timers of a finished batcher
+            }
+        } onGracefulShutdown: {
+            self.shutdown()
+        }
+    }
+
+    /// Waits for work to start; nil once the batcher has shut down and drained.
+    private func nextWork() async -> [Work]? {
+        await withTaskCancellationHandler {
+            await withUnsafeContinuation { (continuation: UnsafeContinuation<[Work]?, Never>) in
+                let (ready, effects) = state.withLock { state -> ([Work]??, Effects) in
+                    var effects = Effects()
+                    if Task.isCancelled { effects = Self.forceShutdown(&state) }
+                    if !state.work.isEmpty {
+                        defer { state.work = [] }
+                        return (.some(state.work), effects)
+                    }
+                    if state.machine.isFinished { return (.some(nil), effects) }
+                    state.runWaiter = continuation
+                    return (nil, effects)
+                }
+                effects.perform()
+                if let ready { continuation.resume(returning: ready) }
+            }
+        } onCancel: {
+            state.withLock { state in Self.forceShutdown(&state) }.perform()
+        }
+    }
+
+    private static func forceShutdown(_ state: inout State) -> Effects {
+        var effects = collect(state.machine.forceShutdown(error: CancellationError()), into: &state)
+        effects.wakeIfFinished(&state)
+        return effects
+    }
+
+    private func timerFired(key: Key, at instant: C.Instant) {
+        let now = clock.now
+        state.withLock { state in
+            Self.collect(state.machine.timerFired(key: key, at: instant, now: now), into: &state)
+        }.perform()
+    }
+
+    private func cancel(key: Key, id: UInt64) {
+        let now = clock.now
+        let (waiter, effects) = state.withLock { state -> (Waiter?, Effects) in
+            let (waiter, actions) = state.machine.cancel(key: key, id: id, now: now)
+            return (waiter, Self.collect(actions, into: &state))
+        }
+        waiter?.resume(with: .failure(CancellationError()))
+        effects.perform()
+    }
+
+    /// Runs one batch and delivers its results.
+    private func execute(_ batch: Machine.Batch) async {
+        if logger.logLevel <= .debug {
+            logger.debug(
+                "flush",
+                metadata: [
+                    "batch.key": "\(batch.key.metricsLabel)", "batch.size": "\(batch.inputs.count)",
+                    "batch.weight": "\(batch.weight)", "batch.reason": "\(batch.reason.rawValue)",
+                ])
+        }
+        let results: [Result<Output, any Error>]
+        do {
+            let output = try await handler(batch.key, batch.inputs)
+            if output.count == batch.inputs.count {
+                results = output
+            } else {
+                let error = BatcherError(
+                    .resultCountMismatch,
+                    "the handler returned \(output.count) results for \(batch.inputs.count) inputs")
+                results = Array(repeating: .failure(error), count: batch.inputs.count)
+            }
+        } catch {
+            results = Array(repeating: .failure(error), count: batch.inputs.count)
+        }
+        let now = clock.now
+        let (waiters, effects) = state.withLock { state -> ([Waiter?], Effects) in
+            let (waiters, actions) = state.machine.batchFinished(key: batch.key, batchID: batch.id, now: now)
+            var effects = Self.collect(actions, into: &state)
+            effects.wakeIfFinished(&state)
+            return (waiters, effects)
+        }
+        for (waiter, result) in zip(waiters, results) { waiter?.resume(with: result) }
+        effects.perform()
+    }
+
+    // MARK: - Effects
+
+    /// What to do outside the lock after an event.
+    struct Effects {
+        var cancelled = false
+        var wake: (UnsafeContinuation<[Work]?, Never>, [Work]?)?
+        var failed: [(waiter: Waiter, error: any Error)] = []
+
+        mutating func merge(_ other: Effects) {
+            if let wake = other.wake { self.wake = wake }
+            failed.append(contentsOf: other.failed)
+        }
+
+        /// Wakes the run loop with `nil` if the batcher has drained.
+        mutating func wakeIfFinished(_ state: inout State) {
+            guard wake == nil, state.machine.isFinished, state.work.isEmpty, let waiter = state.runWaiter else { return }
+            state.runWaiter = nil
+            wake = (waiter, nil)
+        }
+
+        consuming func perform() {
+            if let (continuation, work) = wake { continuation.resume(returning: work) }
+            for (waiter, error) in failed { waiter.resume(with: .failure(error)) }
+        }
+    }
+
+    /// Moves the machine's actions into the work queue (waking the run loop if it waits).
+    private static func collect(_ actions: consuming Machine.Actions, into state: inout State) -> Effects {
+        var effects = Effects()
+        effects.failed = actions.failed
+        guard !actions.dispatch.isEmpty || !actions.timers.isEmpty else { return effects }
+        for batch in actions.dispatch { state.work.append(.batch(batch)) }
+        for timer in actions.timers { state.work.append(.timer(timer.key, timer.at)) }
+        if let waiter = state.runWaiter {
+            state.runWaiter = nil
+            effects.wake = (waiter, state.work)
+            state.work = []
+        }
+        return effects
+    }
+}
+
+/// Gathers the results of `submit(contentsOf:)` and resumes its caller once all have arrived.
+final class BulkCollector<Output: Sendable>: Sendable {
+    private struct State {
+        var results: [Result<Output, any Error>?]
+        var remaining: Int
+    }
+    private let state: Mutex<State>
+    private let continuation: UnsafeContinuation<[Result<Output, any Error>], Never>
+
+    init(count: Int, continuation: UnsafeContinuation<[Result<Output, any Error>], Never>) {
+        self.state = Mutex(State(results: Array(repeating: nil, count: count), remaining: count))
+        self.continuation = continuation
+    }
+
+    func deliver(_ result: Result<Output, any Error>, at index: Int) {
+        let done = state.withLock { state -> [Result<Output, any Error>]? in
+            guard state.results[index] == nil else { return nil }
+            state.results[index] = result
+            state.remaining -= 1
+            return state.remaining == 0 ? state.results.map { $0! } : nil
+        }
+        if let done { continuation.resume(returning: done) }
+    }
+}

@@ -1,0 +1,443 @@
+import DequeModule
+
+/// The batching logic of ``Batcher`` as a pure state machine: per-key queues, flush decisions, backpressure,
+/// cancellation and shutdown.
+///
+/// Events go in (`submit`, `timerFired`, `batchFinished`, `cancel`, `flush`, `shutdown`); actions come out
+/// (batches to dispatch, timers to arm, waiters to fail or resume). It holds no clock, task or lock: the driver passes
+/// the current instant and performs the actions, so tests drive it step by step.
+///
+/// Every waiter handed in comes out exactly once: in a dispatched batch's running record (returned by
+/// `batchFinished` or `cancel`), in `Actions.failed`, or from `cancel`.
+struct BatcherStateMachine<Key: Hashable, Input, Waiter, Instant: InstantProtocol> where Instant.Duration == Duration {
+    /// An item waiting for its batch.
+    struct Item {
+        var id: UInt64
+        var input: Input
+        var weight: Int
+        var deadline: Instant?
+        /// When the item became pending (after any backpressure wait); `maxWait` counts from here.
+        var enqueuedAt: Instant
+        var waiter: Waiter
+    }
+
+    /// A batch to hand to the handler.
+    struct Batch {
+        var key: Key
+        var id: UInt64
+        var reason: FlushReason
+        var inputs: [Input]
+        var deadlines: [Instant?]
+        var enqueuedAt: [Instant]
+        var weight: Int
+    }
+
+    /// What the driver must do after an event.
+    struct Actions {
+        /// Batches to run, each on a free handler slot.
+        var dispatch: [Batch] = []
+        /// Timers to arm: call `timerFired(key:at:)` once the instant is reached.
+        var timers: [(key: Key, at: Instant)] = []
+        /// Waiters to resume with an error (deadline passed, shutdown, cancellation of the run).
+        var failed: [(waiter: Waiter, error: any Error)] = []
+
+        var isEmpty: Bool { dispatch.isEmpty && timers.isEmpty && failed.isEmpty }
+    }
+
+    /// What became of a submitted item.
+    enum SubmitOutcome {
+        /// Pending: it will be flushed with its key.
+        case queued
+        /// Over a pending limit with `overflow: .suspend`: it waits for room, then becomes pending.
+        case suspended
+        /// Refused; the waiter was not kept and must be resumed with this error by the caller.
+        case rejected(BatcherError)
+    }
+
+    /// The waiters of a running batch, by input position; `nil` where the caller cancelled.
+    struct RunningBatch {
+        var id: UInt64
+        var itemIDs: [UInt64]
+        var waiters: [Waiter?]
+    }
+
+    struct KeyQueue {
+        var pending: Deque<Item> = []
+        var pendingWeight = 0
+        /// Items suspended by backpressure, in arrival order.
+        var blocked: Deque<Item> = []
+        var running: [RunningBatch] = []
+        var armedTimer: Instant?
+        var earliestDeadline: Instant?
+        var draining: FlushReason?
+        var batchSizeLimit: Int
+        var predictedLatency: Duration
+
+        var isIdle: Bool { pending.isEmpty && blocked.isEmpty && running.isEmpty }
+    }
+
+    enum Lifecycle { case running, draining, stopped }
+
+    let configuration: BatchConfiguration
+    private(set) var queues: [Key: KeyQueue] = [:]
+    private(set) var totalPending = 0
+    private(set) var totalPendingWeight = 0
+    private(set) var totalRunning = 0
+    private(set) var lifecycle: Lifecycle = .running
+    private var nextBatchID: UInt64 = 0
+    /// Keys with due work held back by `maxTotalConcurrentBatches`.
+    private var waitingForGlobalSlot: Deque<Key> = []
+    /// Keys with items suspended by backpressure.
+    private var keysWithBlocked: Set<Key> = []
+    /// Idle queues are kept (so a busy key does not reallocate) until there are more than this many keys.
+    private let maxIdleQueues = 1024
+
+    init(configuration: BatchConfiguration) {
+        self.configuration = configuration
+    }
+
+    /// Whether no item is pending, suspended or running.
+    var isIdle: Bool { totalPending == 0 && totalRunning == 0 && keysWithBlocked.isEmpty }
+
+    /// Whether shutdown has begun and everything accepted has finished.
+    var isFinished: Bool { lifecycle != .running && isIdle }
+
+    // MARK: - Events
+
+    /// An item arrives.
+    mutating func submit(key: Key, item: Item, now: Instant) -> (SubmitOutcome, Actions) {
+        var actions = Actions()
+        guard lifecycle == .running else { return (.rejected(.shutDown), actions) }
+        if let maxWeight = configuration.maxBatchWeight, item.weight > maxWeight {
+            return (.rejected(BatcherError(.overweight, "the item weighs \(item.weight), more than maxBatchWeight \(maxWeight)")), actions)
+        }
+        if let deadline = item.deadline, deadline <= now {
+            return (.rejected(BatcherError(.deadlineExceeded, "the item's deadline had passed when it was submitted")), actions)
+        }
+        var queue = queues.removeValue(forKey: key) ?? newQueue()
+        defer { store(queue, for: key) }
+
+        if !queue.blocked.isEmpty || !hasRoom(queue, weight: item.weight) {
+            if configuration.overflow == .reject {
+                return (.rejected(overloadedError(queue)), actions)
+            }
+            queue.blocked.append(item)
+            keysWithBlocked.insert(key)
+            return (.suspended, actions)
+        }
+        enqueue(item, in: &queue, now: now)
+        schedule(&queue, key: key, now: now, into: &actions)
+        return (.queued, actions)
+    }
+
+    /// A timer armed by an earlier action fired.
+    mutating func timerFired(key: Key, at instant: Instant, now: Instant) -> Actions {
+        var actions = Actions()
+        guard var queue = queues.removeValue(forKey: key) else { return actions }
+        if queue.armedTimer == instant { queue.armedTimer = nil }
+        schedule(&queue, key: key, now: now, into: &actions)
+        store(queue, for: key)
+        return actions
+    }
+
+    /// A dispatched batch finished. Returns its waiters by input position (`nil` where the caller cancelled).
+    mutating func batchFinished(key: Key, batchID: UInt64, now: Instant) -> ([Waiter?], Actions) {
+        var actions = Actions()
+        guard var queue = queues.removeValue(forKey: key),
+            let index = queue.running.firstIndex(where: { $0.id == batchID })
+        else {
+            preconditionFailure("batchFinished for a batch that is not running")
+        }
+        let finished = queue.running.remove(at: index)
+        totalRunning -= 1
+        promoteBlocked(&queue, key: key, now: now)
+        schedule(&queue, key: key, now: now, into: &actions)
+        store(queue, for: key)
+        rescheduleGlobalWaiters(now: now, into: &actions)
+        return (finished.waiters, actions)
+    }
+
+    /// A caller was cancelled. Returns its waiter if it was still held (pending, suspended or running).
+    mutating func cancel(key: Key, id: UInt64, now: Instant) -> (Waiter?, Actions) {
+        var actions = Actions()
+        guard var queue = queues.removeValue(forKey: key) else { return (nil, actions) }
+        defer { store(queue, for: key) }
+        if let index = queue.pending.firstIndex(where: { $0.id == id }) {
+            let item = queue.pending.remove(at: index)
+            release(item, from: &queue)
+            if queue.pending.isEmpty { queue.draining = nil }
+            promoteBlocked(&queue, key: key, now: now)
+            schedule(&queue, key: key, now: now, into: &actions)
+            return (item.waiter, actions)
+        }
+        if let index = queue.blocked.firstIndex(where: { $0.id == id }) {
+            let item = queue.blocked.remove(at: index)
+            if queue.blocked.isEmpty { keysWithBlocked.remove(key) }
+            return (item.waiter, actions)
+        }
+        // Running: take the waiter out so the batch's result for it is dropped.
+        for b in queue.running.indices {
+            if let position = queue.running[b].itemIDs.firstIndex(of: id) {
+                let waiter = queue.running[b].waiters[position]
+                queue.running[b].waiters[position] = nil
+                return (waiter, actions)
+            }
+        }
+        return (nil, actions)
+    }
+
+    /// Flush every pending item of `key` (or of every key when nil) as soon as handler slots allow.
+    mutating func flush(key: Key?, now: Instant) -> Actions {
+        var actions = Actions()
+        let keys = key.map { [$0] } ?? Array(queues.keys)
+        for key in keys {
+            guard var queue = queues.removeValue(forKey: key) else { continue }
+            if !queue.pending.isEmpty, queue.draining == nil { queue.draining = .manual }
+            schedule(&queue, key: key, now: now, into: &actions)
+            store(queue, for: key)
+        }
+        return actions
+    }
+
+    /// Graceful shutdown: refuse new items, flush everything pending (and suspended) as slots allow.
+    mutating func shutdown(now: Instant) -> Actions {
+        var actions = Actions()
+        guard lifecycle == .running else { return actions }
+        lifecycle = .draining
+        for key in Array(queues.keys) {
+            guard var queue = queues.removeValue(forKey: key) else { continue }
+            queue.draining = .shutdown
+            schedule(&queue, key: key, now: now, into: &actions)
+            store(queue, for: key)
+        }
+        return actions
+    }
+
+    /// Hard stop: fail every pending and suspended item with `error`; running batches finish on their own.
+    mutating func forceShutdown(error: any Error) -> Actions {
+        var actions = Actions()
+        lifecycle = .stopped
+        for key in Array(queues.keys) {
+            guard var queue = queues.removeValue(forKey: key) else { continue }
+            for item in queue.pending { actions.failed.append((item.waiter, error)) }
+            for item in queue.blocked { actions.failed.append((item.waiter, error)) }
+            totalPending -= queue.pending.count
+            totalPendingWeight -= queue.pendingWeight
+            queue.pending.removeAll()
+            queue.blocked.removeAll()
+            queue.pendingWeight = 0
+            queue.earliestDeadline = nil
+            store(queue, for: key)
+        }
+        keysWithBlocked.removeAll()
+        waitingForGlobalSlot.removeAll()
+        return actions
+    }
+
+    /// Sets the batch size the key's adaptive controller recommends (clamped to `1...maxBatchSize`).
+    mutating func setBatchSizeLimit(key: Key, _ limit: Int, now: Instant) -> Actions {
+        var actions = Actions()
+        var queue = queues.removeValue(forKey: key) ?? newQueue()
+        queue.batchSizeLimit = min(max(limit, 1), configuration.maxBatchSize)
+        schedule(&queue, key: key, now: now, into: &actions)
+        store(queue, for: key)
+        return actions
+    }
+
+    /// Sets the handler latency the key's deadline flush subtracts from caller deadlines.
+    mutating func setPredictedLatency(key: Key, _ latency: Duration, now: Instant) -> Actions {
+        var actions = Actions()
+        var queue = queues.removeValue(forKey: key) ?? newQueue()
+        queue.predictedLatency = max(latency, .zero)
+        schedule(&queue, key: key, now: now, into: &actions)
+        store(queue, for: key)
+        return actions
+    }
+
+    /// The number of pending items of `key` (for tests and metrics).
+    func pendingCount(key: Key) -> Int { queues[key]?.pending.count ?? 0 }
+
+    /// The number of suspended items of `key`.
+    func suspendedCount(key: Key) -> Int { queues[key]?.blocked.count ?? 0 }
+
+    /// The number of running batches of `key`.
+    func runningCount(key: Key) -> Int { queues[key]?.running.count ?? 0 }
+
+    /// The current batch size limit of `key`.
+    func batchSizeLimit(key: Key) -> Int { queues[key]?.batchSizeLimit ?? configuration.maxBatchSize }
+
+    // MARK: - Internals
+
+    private func newQueue() -> KeyQueue {
+        KeyQueue(batchSizeLimit: configuration.maxBatchSize, predictedLatency: configuration.defaultPredictedLatency)
+    }
+
+    private mutating func store(_ queue: KeyQueue, for key: Key) {
+        if queue.isIdle && queue.armedTimer == nil && queues.count >= maxIdleQueues { return }
+        queues[key] = queue
+    }
+
+    private func hasRoom(_ queue: KeyQueue, weight: Int) -> Bool {
+        if queue.pending.count >= configuration.maxPendingItems { return false }
+        if totalPending >= configuration.maxTotalPendingItems { return false }
+        if let max = configuration.maxPendingWeight, queue.pendingWeight + weight > max, !queue.pending.isEmpty { return false }
+        if let max = configuration.maxTotalPendingWeight, totalPendingWeight + weight > max, totalPending > 0 { return false }
+        return true
+    }
+
+    private func overloadedError(_ queue: KeyQueue) -> BatcherError {
+        if queue.pending.count >= configuration.maxPendingItems {
+            return BatcherError(.overloaded, "the key has \(queue.pending.count) pending items (maxPendingItems)")
+        }
+        if totalPending >= configuration.maxTotalPendingItems {
+            return BatcherError(.overloaded, "\(totalPending) items are pending over all keys (maxTotalPendingItems)")
+        }
+        return BatcherError(.overloaded, "the pending weight limit is reached (maxPendingWeight or maxTotalPendingWeight)")
+    }
+
+    private mutating func enqueue(_ item: Item, in queue: inout KeyQueue, now: Instant) {
+        var item = item
+        item.enqueuedAt = now
+        if let deadline = item.deadline, queue.earliestDeadline.map({ deadline < $0 }) ?? true {
+            queue.earliestDeadline = deadline
+        }
+        queue.pending.append(item)
+        queue.pendingWeight += item.weight
+        totalPending += 1
+        totalPendingWeight += item.weight
+    }
+
+    private mutating func release(_ item: Item, from queue: inout KeyQueue) {
+        queue.pendingWeight -= item.weight
+        totalPending -= 1
+        totalPendingWeight -= item.weight
+        if let deadline = item.deadline, deadline == queue.earliestDeadline {
+            queue.earliestDeadline = queue.pending.lazy.compactMap(\.deadline).min()
+        }
+    }
+
+    private mutating func promoteBlocked(_ queue: inout KeyQueue, key: Key, now: Instant) {
+        guard !queue.blocked.isEmpty else { return }
+        while let first = queue.blocked.first, hasRoom(queue, weight: first.weight) {
+            queue.blocked.removeFirst()
+            enqueue(first, in: &queue, now: now)
+        }
+        if queue.blocked.isEmpty { keysWithBlocked.remove(key) }
+    }
+
+    /// The reason the key's next batch should go now, or nil if it should wait.
+    private func dueReason(_ queue: KeyQueue, now: Instant) -> FlushReason? {
+        if queue.pending.count >= queue.batchSizeLimit { return .size }
+        if let max = configuration.maxBatchWeight, queue.pendingWeight >= max { return .weight }
+        if let draining = queue.draining { return draining }
+        if configuration.flushPolicy == .eager { return .eager }
+        if let first = queue.pending.first, now >= first.enqueuedAt.advanced(by: configuration.maxWait) { return .time }
+        if let deadline = queue.earliestDeadline, now >= deadline.advanced(by: .zero - queue.predictedLatency) {
+            return .deadline
+        }
+        return nil
+    }
+
+    /// The instant at which the key's pending items become due by time or deadline.
+    private func dueInstant(_ queue: KeyQueue) -> Instant? {
+        guard let first = queue.pending.first else { return nil }
+        var due = first.enqueuedAt.advanced(by: configuration.maxWait)
+        if let deadline = queue.earliestDeadline {
+            due = min(due, deadline.advanced(by: .zero - queue.predictedLatency))
+        }
+        return due
+    }
+
+    /// Dispatches every batch that is due and has a slot, then arms a timer for the next due instant.
+    private mutating func schedule(_ queue: inout KeyQueue, key: Key, now: Instant, into actions: inout Actions) {
+        while !queue.pending.isEmpty, let reason = dueReason(queue, now: now) {
+            guard queue.running.count < configuration.maxConcurrentBatches else { break }
+            guard totalRunning < configuration.maxTotalConcurrentBatches else {
+                if !waitingForGlobalSlot.contains(key) { waitingForGlobalSlot.append(key) }
+                break
+            }
+            if let batch = takeBatch(&queue, key: key, reason: reason, now: now, into: &actions) {
+                actions.dispatch.append(batch)
+            }
+            promoteBlocked(&queue, key: key, now: now)
+        }
+        if queue.pending.isEmpty {
+            queue.draining = nil
+        } else if configuration.flushPolicy == .fillOrWait, queue.draining == nil, let due = dueInstant(queue), due > now,
+            queue.armedTimer.map({ due < $0 }) ?? true
+        {
+            queue.armedTimer = due
+            actions.timers.append((key, due))
+        }
+    }
+
+    /// Takes the next batch off the front of the queue, failing items whose deadline has passed.
+    private mutating func takeBatch(
+        _ queue: inout KeyQueue, key: Key, reason: FlushReason, now: Instant, into actions: inout Actions
+    ) -> Batch? {
+        let sizeLimit = queue.batchSizeLimit
+        let weightLimit = configuration.maxBatchWeight ?? .max
+        var inputs: [Input] = []
+        var waiters: [Waiter?] = []
+        var itemIDs: [UInt64] = []
+        var deadlines: [Instant?] = []
+        var enqueued: [Instant] = []
+        let expected = min(sizeLimit, queue.pending.count)
+        inputs.reserveCapacity(expected)
+        waiters.reserveCapacity(expected)
+        itemIDs.reserveCapacity(expected)
+        deadlines.reserveCapacity(expected)
+        enqueued.reserveCapacity(expected)
+        var weight = 0
+        var hadDeadline = false
+        while inputs.count < sizeLimit, let item = queue.pending.first, weight + item.weight <= weightLimit {
+            queue.pending.removeFirst()
+            queue.pendingWeight -= item.weight
+            totalPending -= 1
+            totalPendingWeight -= item.weight
+            if let deadline = item.deadline {
+                hadDeadline = true
+                if deadline <= now {
+                    actions.failed.append((item.waiter, BatcherError(
+                        .deadlineExceeded, "the item's deadline passed before its batch could be sent; it was not sent")))
+                    continue
+                }
+            }
+            inputs.append(item.input)
+            waiters.append(item.waiter)
+            itemIDs.append(item.id)
+            deadlines.append(item.deadline)
+            enqueued.append(item.enqueuedAt)
+            weight += item.weight
+        }
+        if hadDeadline { queue.earliestDeadline = queue.pending.lazy.compactMap(\.deadline).min() }
+        guard !inputs.isEmpty else { return nil }
+        nextBatchID += 1
+        queue.running.append(RunningBatch(id: nextBatchID, itemIDs: itemIDs, waiters: waiters))
+        totalRunning += 1
+        return Batch(
+            key: key, id: nextBatchID, reason: reason, inputs: inputs, deadlines: deadlines, enqueuedAt: enqueued,
+            weight: weight)
+    }
+
+    /// After a batch finished anywhere, gives keys held back by the global limit another chance.
+    private mutating func rescheduleGlobalWaiters(now: Instant, into actions: inout Actions) {
+        while totalRunning < configuration.maxTotalConcurrentBatches, let key = waitingForGlobalSlot.popFirst() {
+            guard var queue = queues.removeValue(forKey: key) else { continue }
+            schedule(&queue, key: key, now: now, into: &actions)
+            store(queue, for: key)
+        }
+        // Room freed over all keys may let suspended items of other keys in.
+        guard !keysWithBlocked.isEmpty, totalPending < configuration.maxTotalPendingItems else { return }
+        for key in Array(keysWithBlocked) {
+            guard var queue = queues.removeValue(forKey: key) else { continue }
+            promoteBlocked(&queue, key: key, now: now)
+            schedule(&queue, key: key, now: now, into: &actions)
+            store(queue, for: key)
+        }
+    }
+}
+
+extension BatcherStateMachine.Batch: Sendable where Key: Sendable, Input: Sendable, Instant: Sendable {}
+extension BatcherStateMachine.Item: Sendable where Input: Sendable, Waiter: Sendable, Instant: Sendable {}
+extension BatcherStateMachine.Actions: Sendable where Key: Sendable, Input: Sendable, Waiter: Sendable, Instant: Sendable {}
