@@ -3,7 +3,7 @@ import Logging
 extension ClockedBatcher {
     /// Creates a batcher, runs it while `body` runs, then shuts it down gracefully (every accepted item is flushed and
     /// answered) and returns `body`'s result. For scripts and tests; services run the batcher in a `ServiceGroup`.
-    public static func withBatcher<R: Sendable>(
+    @inlinable public static func withBatcher<R: Sendable>(
         configuration: BatchConfiguration = .init(), clock: C, weigh: (@Sendable (Input) -> Int)? = nil,
         logger: Logger = Logger(label: "hyperbatch.batcher"), handler: @escaping Handler,
         _ body: (ClockedBatcher) async throws -> R
@@ -22,7 +22,7 @@ extension ClockedBatcher {
 
     /// Like ``withBatcher(configuration:clock:weigh:logger:handler:_:)`` for a handler that returns one output per
     /// input and fails the whole batch by throwing.
-    public static func withBatcher<R: Sendable>(
+    @inlinable public static func withBatcher<R: Sendable>(
         configuration: BatchConfiguration = .init(), clock: C, weigh: (@Sendable (Input) -> Int)? = nil,
         logger: Logger = Logger(label: "hyperbatch.batcher"),
         allOrNothing handler: @escaping @Sendable (Key, [Input]) async throws -> [Output],
@@ -34,7 +34,7 @@ extension ClockedBatcher {
     }
 
     /// Creates a batcher whose handler returns one output per input and fails the whole batch by throwing.
-    public convenience init(
+    @inlinable public convenience init(
         configuration: BatchConfiguration = .init(), clock: C, weigh: (@Sendable (Input) -> Int)? = nil,
         logger: Logger = Logger(label: "hyperbatch.batcher"),
         allOrNothing handler: @escaping @Sendable (Key, [Input]) async throws -> [Output]
@@ -43,14 +43,14 @@ extension ClockedBatcher {
             configuration: configuration, clock: clock, weigh: weigh, logger: logger, handler: Self.allOrNothing(handler))
     }
 
-    static func allOrNothing(_ handler: @escaping @Sendable (Key, [Input]) async throws -> [Output]) -> Handler {
+    @inlinable static func allOrNothing(_ handler: @escaping @Sendable (Key, [Input]) async throws -> [Output]) -> Handler {
         { key, inputs in try await handler(key, inputs).map { .success($0) } }
     }
 }
 
 extension ClockedBatcher where C == ContinuousClock {
     /// Creates a batcher on the continuous clock.
-    public convenience init(
+    @inlinable public convenience init(
         configuration: BatchConfiguration = .init(), weigh: (@Sendable (Input) -> Int)? = nil,
         logger: Logger = Logger(label: "hyperbatch.batcher"), handler: @escaping Handler
     ) throws(BatcherError) {
@@ -58,7 +58,7 @@ extension ClockedBatcher where C == ContinuousClock {
     }
 
     /// Creates a batcher on the continuous clock whose handler returns one output per input (all or nothing).
-    public convenience init(
+    @inlinable public convenience init(
         configuration: BatchConfiguration = .init(), weigh: (@Sendable (Input) -> Int)? = nil,
         logger: Logger = Logger(label: "hyperbatch.batcher"),
         allOrNothing handler: @escaping @Sendable (Key, [Input]) async throws -> [Output]
@@ -69,7 +69,7 @@ extension ClockedBatcher where C == ContinuousClock {
     }
 
     /// ``withBatcher(configuration:clock:weigh:logger:handler:_:)`` on the continuous clock.
-    public static func withBatcher<R: Sendable>(
+    @inlinable public static func withBatcher<R: Sendable>(
         configuration: BatchConfiguration = .init(), weigh: (@Sendable (Input) -> Int)? = nil,
         logger: Logger = Logger(label: "hyperbatch.batcher"), handler: @escaping Handler,
         _ body: (ClockedBatcher) async throws -> R
@@ -79,7 +79,7 @@ extension ClockedBatcher where C == ContinuousClock {
     }
 
     /// ``withBatcher(configuration:clock:weigh:logger:allOrNothing:_:)`` on the continuous clock.
-    public static func withBatcher<R: Sendable>(
+    @inlinable public static func withBatcher<R: Sendable>(
         configuration: BatchConfiguration = .init(), weigh: (@Sendable (Input) -> Int)? = nil,
         logger: Logger = Logger(label: "hyperbatch.batcher"),
         allOrNothing handler: @escaping @Sendable (Key, [Input]) async throws -> [Output],

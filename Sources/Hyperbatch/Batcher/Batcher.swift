@@ -37,14 +37,14 @@ where C.Duration == Duration {
     /// The handler: one result per input, in input order. Throwing fails the whole batch.
     public typealias Handler = @Sendable (Key, [Input]) async throws -> [Result<Output, any Error>]
 
-    typealias Machine = BatcherStateMachine<Key, Input, Waiter, C.Instant>
+    @usableFromInline typealias Machine = BatcherStateMachine<Key, Input, Waiter, C.Instant>
 
     /// Where a result goes.
-    enum Waiter: Sendable {
+    @usableFromInline enum Waiter: Sendable {
         case single(UnsafeContinuation<Output, any Error>)
         case bulk(BulkCollector<Output>, Int)
 
-        func resume(with result: Result<Output, any Error>) {
+        @inlinable func resume(with result: Result<Output, any Error>) {
             switch self {
             case .single(let continuation): continuation.resume(with: result)
             case .bulk(let collector, let index): collector.deliver(result, at: index)
@@ -52,26 +52,26 @@ where C.Duration == Duration {
         }
     }
 
-    enum Work: Sendable {
+    @usableFromInline enum Work: Sendable {
         case batch(Machine.Batch)
         case timer(Key, C.Instant)
     }
 
-    struct State {
-        var machine: Machine
-        var work: [Work] = []
-        var runWaiter: UnsafeContinuation<[Work]?, Never>?
-        var runStarted = false
+    @usableFromInline struct State {
+        @usableFromInline var machine: Machine
+        @usableFromInline var work: [Work] = []
+        @usableFromInline var runWaiter: UnsafeContinuation<[Work]?, Never>?
+        @usableFromInline var runStarted = false
     }
 
     /// The configuration, validated.
     public let configuration: BatchConfiguration
-    private let clock: C
-    private let weigh: (@Sendable (Input) -> Int)?
-    private let handler: Handler
-    private let logger: Logger
-    private let state: Mutex<State>
-    private let nextItemID = Atomic<UInt64>(0)
+    @usableFromInline let clock: C
+    @usableFromInline let weigh: (@Sendable (Input) -> Int)?
+    @usableFromInline let handler: Handler
+    @usableFromInline let logger: Logger
+    @usableFromInline let state: Mutex<State>
+    @usableFromInline let nextItemID = Atomic<UInt64>(0)
 
     /// Creates a batcher. Throws ``BatcherError`` (`invalidConfiguration`) when the configuration is nonsensical.
     ///
@@ -101,7 +101,7 @@ where C.Duration == Duration {
     /// - Parameter deadline: when the caller stops caring. The key flushes early enough for the handler's predicted
     ///   latency to meet it; an item whose deadline passes before it is sent fails with `deadlineExceeded`.
     /// - Throws: the handler's error for this item, a ``BatcherError``, or `CancellationError`.
-    public func submit(_ input: Input, key: Key, deadline: C.Instant? = nil) async throws -> Output {
+    @inlinable public func submit(_ input: Input, key: Key, deadline: C.Instant? = nil) async throws -> Output {
         let weight = weigh?(input) ?? 1
         let id = nextItemID.wrappingAdd(1, ordering: .relaxed).newValue
         return try await withTaskCancellationHandler {
@@ -131,7 +131,7 @@ where C.Duration == Duration {
     ///
     /// Each input is its own item (it may land in a different batch than its neighbours); a failure of one never
     /// fails the others.
-    public func submit(contentsOf inputs: [Input], key: Key, deadline: C.Instant? = nil) async -> [Result<
+    @inlinable public func submit(contentsOf inputs: [Input], key: Key, deadline: C.Instant? = nil) async -> [Result<
         Output, any Error
     >] {
         guard !inputs.isEmpty else { return [] }
@@ -168,13 +168,13 @@ where C.Duration == Duration {
 
     /// Flushes every pending item of `key` (of every key when nil) as soon as handler slots allow, without waiting
     /// for the batch to fill.
-    public func flush(key: Key? = nil) {
+    @inlinable public func flush(key: Key? = nil) {
         let now = clock.now
         state.withLock { state in Self.collect(state.machine.flush(key: key, now: now), into: &state) }.perform()
     }
 
     /// Begins graceful shutdown: refuses new items, flushes every key; `run()` returns once running batches finish.
-    public func shutdown() {
+    @inlinable public func shutdown() {
         let now = clock.now
         state.withLock { state in
             var effects = Self.collect(state.machine.shutdown(now: now), into: &state)
@@ -184,20 +184,20 @@ where C.Duration == Duration {
     }
 
     /// Items of `key` waiting for a batch (not counting suspended or running ones).
-    public func pendingCount(for key: Key) -> Int { state.withLock { $0.machine.pendingCount(key: key) } }
+    @inlinable public func pendingCount(for key: Key) -> Int { state.withLock { $0.machine.pendingCount(key: key) } }
 
     /// Items of `key` suspended by backpressure, waiting for room.
-    public func suspendedCount(for key: Key) -> Int { state.withLock { $0.machine.suspendedCount(key: key) } }
+    @inlinable public func suspendedCount(for key: Key) -> Int { state.withLock { $0.machine.suspendedCount(key: key) } }
 
     /// Batches of `key` running now.
-    public func runningBatchCount(for key: Key) -> Int { state.withLock { $0.machine.runningCount(key: key) } }
+    @inlinable public func runningBatchCount(for key: Key) -> Int { state.withLock { $0.machine.runningCount(key: key) } }
 
     // MARK: - Running
 
     /// Drives timers and handlers until graceful shutdown, then drains every key and returns.
     ///
     /// Cancelling `run()` is a hard stop: pending items fail with `CancellationError`, running handlers are cancelled.
-    public func run() async throws {
+    @inlinable public func run() async throws {
         state.withLock { state in
             precondition(!state.runStarted, "run() may be called only once")
             state.runStarted = true
@@ -225,7 +225,7 @@ where C.Duration == Duration {
     }
 
     /// Waits for work to start; nil once the batcher has shut down and drained.
-    private func nextWork() async -> [Work]? {
+    @inlinable func nextWork() async -> [Work]? {
         await withTaskCancellationHandler {
             await withUnsafeContinuation { (continuation: UnsafeContinuation<[Work]?, Never>) in
                 let (ready, effects) = state.withLock { state -> ([Work]??, Effects) in
@@ -247,20 +247,20 @@ where C.Duration == Duration {
         }
     }
 
-    private static func forceShutdown(_ state: inout State) -> Effects {
+    @inlinable static func forceShutdown(_ state: inout State) -> Effects {
         var effects = collect(state.machine.forceShutdown(error: CancellationError()), into: &state)
         effects.wakeIfFinished(&state)
         return effects
     }
 
-    private func timerFired(key: Key, at instant: C.Instant) {
+    @inlinable func timerFired(key: Key, at instant: C.Instant) {
         let now = clock.now
         state.withLock { state in
             Self.collect(state.machine.timerFired(key: key, at: instant, now: now), into: &state)
         }.perform()
     }
 
-    private func cancel(key: Key, id: UInt64) {
+    @inlinable func cancel(key: Key, id: UInt64) {
         let now = clock.now
         let (waiter, effects) = state.withLock { state -> (Waiter?, Effects) in
             let (waiter, actions) = state.machine.cancel(key: key, id: id, now: now)
@@ -271,7 +271,7 @@ where C.Duration == Duration {
     }
 
     /// Runs one batch and delivers its results.
-    private func execute(_ batch: Machine.Batch) async {
+    @inlinable func execute(_ batch: Machine.Batch) async {
         if logger.logLevel <= .debug {
             logger.debug(
                 "flush",
@@ -308,31 +308,33 @@ where C.Duration == Duration {
     // MARK: - Effects
 
     /// What to do outside the lock after an event.
-    struct Effects {
-        var cancelled = false
-        var wake: (UnsafeContinuation<[Work]?, Never>, [Work]?)?
-        var failed: [(waiter: Waiter, error: any Error)] = []
+    @usableFromInline struct Effects {
+        @usableFromInline var cancelled = false
+        @usableFromInline var wake: (UnsafeContinuation<[Work]?, Never>, [Work]?)?
+        @usableFromInline var failed: [(waiter: Waiter, error: any Error)] = []
 
-        mutating func merge(_ other: Effects) {
+        @inlinable init(cancelled: Bool = false) { self.cancelled = cancelled }
+
+        @inlinable mutating func merge(_ other: Effects) {
             if let wake = other.wake { self.wake = wake }
             failed.append(contentsOf: other.failed)
         }
 
         /// Wakes the run loop with `nil` if the batcher has drained.
-        mutating func wakeIfFinished(_ state: inout State) {
+        @inlinable mutating func wakeIfFinished(_ state: inout State) {
             guard wake == nil, state.machine.isFinished, state.work.isEmpty, let waiter = state.runWaiter else { return }
             state.runWaiter = nil
             wake = (waiter, nil)
         }
 
-        consuming func perform() {
+        @inlinable consuming func perform() {
             if let (continuation, work) = wake { continuation.resume(returning: work) }
             for (waiter, error) in failed { waiter.resume(with: .failure(error)) }
         }
     }
 
     /// Moves the machine's actions into the work queue (waking the run loop if it waits).
-    private static func collect(_ actions: consuming Machine.Actions, into state: inout State) -> Effects {
+    @inlinable static func collect(_ actions: consuming Machine.Actions, into state: inout State) -> Effects {
         var effects = Effects()
         effects.failed = actions.failed
         guard !actions.dispatch.isEmpty || !actions.timers.isEmpty else { return effects }
@@ -348,20 +350,25 @@ where C.Duration == Duration {
 }
 
 /// Gathers the results of `submit(contentsOf:)` and resumes its caller once all have arrived.
-final class BulkCollector<Output: Sendable>: Sendable {
-    private struct State {
-        var results: [Result<Output, any Error>?]
-        var remaining: Int
-    }
-    private let state: Mutex<State>
-    private let continuation: UnsafeContinuation<[Result<Output, any Error>], Never>
+@usableFromInline final class BulkCollector<Output: Sendable>: Sendable {
+    @usableFromInline struct State {
+        @usableFromInline var results: [Result<Output, any Error>?]
+        @usableFromInline var remaining: Int
 
-    init(count: Int, continuation: UnsafeContinuation<[Result<Output, any Error>], Never>) {
+        @inlinable init(results: [Result<Output, any Error>?], remaining: Int) {
+            self.results = results
+            self.remaining = remaining
+        }
+    }
+    @usableFromInline let state: Mutex<State>
+    @usableFromInline let continuation: UnsafeContinuation<[Result<Output, any Error>], Never>
+
+    @inlinable init(count: Int, continuation: UnsafeContinuation<[Result<Output, any Error>], Never>) {
         self.state = Mutex(State(results: Array(repeating: nil, count: count), remaining: count))
         self.continuation = continuation
     }
 
-    func deliver(_ result: Result<Output, any Error>, at index: Int) {
+    @inlinable func deliver(_ result: Result<Output, any Error>, at index: Int) {
         let done = state.withLock { state -> [Result<Output, any Error>]? in
             guard state.results[index] == nil else { return nil }
             state.results[index] = result

@@ -32,5 +32,5 @@ public struct BatcherError: Error, Sendable, Hashable, CustomStringConvertible {
 
     public var description: String { "BatcherError.\(code.rawValue): \(message)" }
 
-    static let shutDown = BatcherError(.shutDown, "the batcher is shut down and accepts no new items")
+    @usableFromInline static let shutDown = BatcherError(.shutDown, "the batcher is shut down and accepts no new items")
 }

@@ -9,43 +9,67 @@ import DequeModule
 ///
 /// Every waiter handed in comes out exactly once: in a dispatched batch's running record (returned by
 /// `batchFinished` or `cancel`), in `Actions.failed`, or from `cancel`.
-struct BatcherStateMachine<Key: Hashable, Input, Waiter, Instant: InstantProtocol> where Instant.Duration == Duration {
+@usableFromInline struct BatcherStateMachine<Key: Hashable, Input, Waiter, Instant: InstantProtocol> where Instant.Duration == Duration {
     /// An item waiting for its batch.
-    struct Item {
-        var id: UInt64
-        var input: Input
-        var weight: Int
-        var deadline: Instant?
+    @usableFromInline struct Item {
+        @usableFromInline var id: UInt64
+        @usableFromInline var input: Input
+        @usableFromInline var weight: Int
+        @usableFromInline var deadline: Instant?
         /// When the item became pending (after any backpressure wait); `maxWait` counts from here.
-        var enqueuedAt: Instant
-        var waiter: Waiter
+        @usableFromInline var enqueuedAt: Instant
+        @usableFromInline var waiter: Waiter
+
+        @inlinable init(id: UInt64, input: Input, weight: Int, deadline: Instant?, enqueuedAt: Instant, waiter: Waiter) {
+            self.id = id
+            self.input = input
+            self.weight = weight
+            self.deadline = deadline
+            self.enqueuedAt = enqueuedAt
+            self.waiter = waiter
+        }
     }
 
     /// A batch to hand to the handler.
-    struct Batch {
-        var key: Key
-        var id: UInt64
-        var reason: FlushReason
-        var inputs: [Input]
-        var deadlines: [Instant?]
-        var enqueuedAt: [Instant]
-        var weight: Int
+    @usableFromInline struct Batch {
+        @usableFromInline var key: Key
+        @usableFromInline var id: UInt64
+        @usableFromInline var reason: FlushReason
+        @usableFromInline var inputs: [Input]
+        @usableFromInline var deadlines: [Instant?]
+        @usableFromInline var enqueuedAt: [Instant]
+        @usableFromInline var weight: Int
+
+        @inlinable init(
+            key: Key, id: UInt64, reason: FlushReason, inputs: [Input], deadlines: [Instant?], enqueuedAt: [Instant],
+            weight: Int
+        ) {
+            self.key = key
+            self.id = id
+            self.reason = reason
+            self.inputs = inputs
+            self.deadlines = deadlines
+            self.enqueuedAt = enqueuedAt
+            self.weight = weight
+        }
     }
 
     /// What the driver must do after an event.
-    struct Actions {
+    @usableFromInline struct Actions {
         /// Batches to run, each on a free handler slot.
-        var dispatch: [Batch] = []
+        @usableFromInline var dispatch: [Batch] = []
         /// Timers to arm: call `timerFired(key:at:)` once the instant is reached.
-        var timers: [(key: Key, at: Instant)] = []
+        @usableFromInline var timers: [(key: Key, at: Instant)] = []
         /// Waiters to resume with an error (deadline passed, shutdown, cancellation of the run).
-        var failed: [(waiter: Waiter, error: any Error)] = []
+        @usableFromInline var failed: [(waiter: Waiter, error: any Error)] = []
 
-        var isEmpty: Bool { dispatch.isEmpty && timers.isEmpty && failed.isEmpty }
+        @inlinable init() {}
+
+        @inlinable var isEmpty: Bool { dispatch.isEmpty && timers.isEmpty && failed.isEmpty }
     }
 
     /// What became of a submitted item.
-    enum SubmitOutcome {
+    @usableFromInline enum SubmitOutcome {
         /// Pending: it will be flushed with its key.
         case queued
         /// Over a pending limit with `overflow: .suspend`: it waits for room, then becomes pending.
@@ -55,57 +79,68 @@ struct BatcherStateMachine<Key: Hashable, Input, Waiter, Instant: InstantProtoco
     }
 
     /// The waiters of a running batch, by input position; `nil` where the caller cancelled.
-    struct RunningBatch {
-        var id: UInt64
-        var itemIDs: [UInt64]
-        var waiters: [Waiter?]
+    @usableFromInline struct RunningBatch {
+        @usableFromInline var id: UInt64
+        @usableFromInline var itemIDs: [UInt64]
+        @usableFromInline var waiters: [Waiter?]
+
+        @inlinable init(id: UInt64, itemIDs: [UInt64], waiters: [Waiter?]) {
+            self.id = id
+            self.itemIDs = itemIDs
+            self.waiters = waiters
+        }
     }
 
-    struct KeyQueue {
-        var pending: Deque<Item> = []
-        var pendingWeight = 0
+    @usableFromInline struct KeyQueue {
+        @usableFromInline var pending: Deque<Item> = []
+        @usableFromInline var pendingWeight = 0
         /// Items suspended by backpressure, in arrival order.
-        var blocked: Deque<Item> = []
-        var running: [RunningBatch] = []
-        var armedTimer: Instant?
-        var earliestDeadline: Instant?
-        var draining: FlushReason?
-        var batchSizeLimit: Int
-        var predictedLatency: Duration
+        @usableFromInline var blocked: Deque<Item> = []
+        @usableFromInline var running: [RunningBatch] = []
+        @usableFromInline var armedTimer: Instant?
+        @usableFromInline var earliestDeadline: Instant?
+        @usableFromInline var draining: FlushReason?
+        @usableFromInline var batchSizeLimit: Int
+        @usableFromInline var predictedLatency: Duration
 
-        var isIdle: Bool { pending.isEmpty && blocked.isEmpty && running.isEmpty }
+        @inlinable init(batchSizeLimit: Int, predictedLatency: Duration) {
+            self.batchSizeLimit = batchSizeLimit
+            self.predictedLatency = predictedLatency
+        }
+
+        @inlinable var isIdle: Bool { pending.isEmpty && blocked.isEmpty && running.isEmpty }
     }
 
-    enum Lifecycle { case running, draining, stopped }
+    @usableFromInline enum Lifecycle { case running, draining, stopped }
 
-    let configuration: BatchConfiguration
-    private(set) var queues: [Key: KeyQueue] = [:]
-    private(set) var totalPending = 0
-    private(set) var totalPendingWeight = 0
-    private(set) var totalRunning = 0
-    private(set) var lifecycle: Lifecycle = .running
-    private var nextBatchID: UInt64 = 0
+    @usableFromInline let configuration: BatchConfiguration
+    @usableFromInline var queues: [Key: KeyQueue] = [:]
+    @usableFromInline var totalPending = 0
+    @usableFromInline var totalPendingWeight = 0
+    @usableFromInline var totalRunning = 0
+    @usableFromInline var lifecycle: Lifecycle = .running
+    @usableFromInline var nextBatchID: UInt64 = 0
     /// Keys with due work held back by `maxTotalConcurrentBatches`.
-    private var waitingForGlobalSlot: Deque<Key> = []
+    @usableFromInline var waitingForGlobalSlot: Deque<Key> = []
     /// Keys with items suspended by backpressure.
-    private var keysWithBlocked: Set<Key> = []
+    @usableFromInline var keysWithBlocked: Set<Key> = []
     /// Idle queues are kept (so a busy key does not reallocate) until there are more than this many keys.
-    private let maxIdleQueues = 1024
+    @usableFromInline let maxIdleQueues = 1024
 
-    init(configuration: BatchConfiguration) {
+    @inlinable init(configuration: BatchConfiguration) {
         self.configuration = configuration
     }
 
     /// Whether no item is pending, suspended or running.
-    var isIdle: Bool { totalPending == 0 && totalRunning == 0 && keysWithBlocked.isEmpty }
+    @inlinable var isIdle: Bool { totalPending == 0 && totalRunning == 0 && keysWithBlocked.isEmpty }
 
     /// Whether shutdown has begun and everything accepted has finished.
-    var isFinished: Bool { lifecycle != .running && isIdle }
+    @inlinable var isFinished: Bool { lifecycle != .running && isIdle }
 
     // MARK: - Events
 
     /// An item arrives.
-    mutating func submit(key: Key, item: Item, now: Instant) -> (SubmitOutcome, Actions) {
+    @inlinable mutating func submit(key: Key, item: Item, now: Instant) -> (SubmitOutcome, Actions) {
         var actions = Actions()
         guard lifecycle == .running else { return (.rejected(.shutDown), actions) }
         if let maxWeight = configuration.maxBatchWeight, item.weight > maxWeight {
@@ -131,7 +166,7 @@ struct BatcherStateMachine<Key: Hashable, Input, Waiter, Instant: InstantProtoco
     }
 
     /// A timer armed by an earlier action fired.
-    mutating func timerFired(key: Key, at instant: Instant, now: Instant) -> Actions {
+    @inlinable mutating func timerFired(key: Key, at instant: Instant, now: Instant) -> Actions {
         var actions = Actions()
         guard var queue = queues.removeValue(forKey: key) else { return actions }
         if queue.armedTimer == instant { queue.armedTimer = nil }
@@ -141,7 +176,7 @@ struct BatcherStateMachine<Key: Hashable, Input, Waiter, Instant: InstantProtoco
     }
 
     /// A dispatched batch finished. Returns its waiters by input position (`nil` where the caller cancelled).
-    mutating func batchFinished(key: Key, batchID: UInt64, now: Instant) -> ([Waiter?], Actions) {
+    @inlinable mutating func batchFinished(key: Key, batchID: UInt64, now: Instant) -> ([Waiter?], Actions) {
         var actions = Actions()
         guard var queue = queues.removeValue(forKey: key),
             let index = queue.running.firstIndex(where: { $0.id == batchID })
@@ -158,7 +193,7 @@ struct BatcherStateMachine<Key: Hashable, Input, Waiter, Instant: InstantProtoco
     }
 
     /// A caller was cancelled. Returns its waiter if it was still held (pending, suspended or running).
-    mutating func cancel(key: Key, id: UInt64, now: Instant) -> (Waiter?, Actions) {
+    @inlinable mutating func cancel(key: Key, id: UInt64, now: Instant) -> (Waiter?, Actions) {
         var actions = Actions()
         guard var queue = queues.removeValue(forKey: key) else { return (nil, actions) }
         defer { store(queue, for: key) }
@@ -187,7 +222,7 @@ struct BatcherStateMachine<Key: Hashable, Input, Waiter, Instant: InstantProtoco
     }
 
     /// Flush every pending item of `key` (or of every key when nil) as soon as handler slots allow.
-    mutating func flush(key: Key?, now: Instant) -> Actions {
+    @inlinable mutating func flush(key: Key?, now: Instant) -> Actions {
         var actions = Actions()
         let keys = key.map { [$0] } ?? Array(queues.keys)
         for key in keys {
@@ -200,7 +235,7 @@ struct BatcherStateMachine<Key: Hashable, Input, Waiter, Instant: InstantProtoco
     }
 
     /// Graceful shutdown: refuse new items, flush everything pending (and suspended) as slots allow.
-    mutating func shutdown(now: Instant) -> Actions {
+    @inlinable mutating func shutdown(now: Instant) -> Actions {
         var actions = Actions()
         guard lifecycle == .running else { return actions }
         lifecycle = .draining
@@ -214,7 +249,7 @@ struct BatcherStateMachine<Key: Hashable, Input, Waiter, Instant: InstantProtoco
     }
 
     /// Hard stop: fail every pending and suspended item with `error`; running batches finish on their own.
-    mutating func forceShutdown(error: any Error) -> Actions {
+    @inlinable mutating func forceShutdown(error: any Error) -> Actions {
         var actions = Actions()
         lifecycle = .stopped
         for key in Array(queues.keys) {
@@ -235,7 +270,7 @@ struct BatcherStateMachine<Key: Hashable, Input, Waiter, Instant: InstantProtoco
     }
 
     /// Sets the batch size the key's adaptive controller recommends (clamped to `1...maxBatchSize`).
-    mutating func setBatchSizeLimit(key: Key, _ limit: Int, now: Instant) -> Actions {
+    @inlinable mutating func setBatchSizeLimit(key: Key, _ limit: Int, now: Instant) -> Actions {
         var actions = Actions()
         var queue = queues.removeValue(forKey: key) ?? newQueue()
         queue.batchSizeLimit = min(max(limit, 1), configuration.maxBatchSize)
@@ -245,7 +280,7 @@ struct BatcherStateMachine<Key: Hashable, Input, Waiter, Instant: InstantProtoco
     }
 
     /// Sets the handler latency the key's deadline flush subtracts from caller deadlines.
-    mutating func setPredictedLatency(key: Key, _ latency: Duration, now: Instant) -> Actions {
+    @inlinable mutating func setPredictedLatency(key: Key, _ latency: Duration, now: Instant) -> Actions {
         var actions = Actions()
         var queue = queues.removeValue(forKey: key) ?? newQueue()
         queue.predictedLatency = max(latency, .zero)
@@ -255,29 +290,29 @@ struct BatcherStateMachine<Key: Hashable, Input, Waiter, Instant: InstantProtoco
     }
 
     /// The number of pending items of `key` (for tests and metrics).
-    func pendingCount(key: Key) -> Int { queues[key]?.pending.count ?? 0 }
+    @inlinable func pendingCount(key: Key) -> Int { queues[key]?.pending.count ?? 0 }
 
     /// The number of suspended items of `key`.
-    func suspendedCount(key: Key) -> Int { queues[key]?.blocked.count ?? 0 }
+    @inlinable func suspendedCount(key: Key) -> Int { queues[key]?.blocked.count ?? 0 }
 
     /// The number of running batches of `key`.
-    func runningCount(key: Key) -> Int { queues[key]?.running.count ?? 0 }
+    @inlinable func runningCount(key: Key) -> Int { queues[key]?.running.count ?? 0 }
 
     /// The current batch size limit of `key`.
-    func batchSizeLimit(key: Key) -> Int { queues[key]?.batchSizeLimit ?? configuration.maxBatchSize }
+    @inlinable func batchSizeLimit(key: Key) -> Int { queues[key]?.batchSizeLimit ?? configuration.maxBatchSize }
 
     // MARK: - Internals
 
-    private func newQueue() -> KeyQueue {
+    @inlinable func newQueue() -> KeyQueue {
         KeyQueue(batchSizeLimit: configuration.maxBatchSize, predictedLatency: configuration.defaultPredictedLatency)
     }
 
-    private mutating func store(_ queue: KeyQueue, for key: Key) {
+    @inlinable mutating func store(_ queue: KeyQueue, for key: Key) {
         if queue.isIdle && queue.armedTimer == nil && queues.count >= maxIdleQueues { return }
         queues[key] = queue
     }
 
-    private func hasRoom(_ queue: KeyQueue, weight: Int) -> Bool {
+    @inlinable func hasRoom(_ queue: KeyQueue, weight: Int) -> Bool {
         if queue.pending.count >= configuration.maxPendingItems { return false }
         if totalPending >= configuration.maxTotalPendingItems { return false }
         if let max = configuration.maxPendingWeight, queue.pendingWeight + weight > max, !queue.pending.isEmpty { return false }
@@ -285,7 +320,7 @@ struct BatcherStateMachine<Key: Hashable, Input, Waiter, Instant: InstantProtoco
         return true
     }
 
-    private func overloadedError(_ queue: KeyQueue) -> BatcherError {
+    @inlinable func overloadedError(_ queue: KeyQueue) -> BatcherError {
         if queue.pending.count >= configuration.maxPendingItems {
             return BatcherError(.overloaded, "the key has \(queue.pending.count) pending items (maxPendingItems)")
         }
@@ -295,7 +330,7 @@ struct BatcherStateMachine<Key: Hashable, Input, Waiter, Instant: InstantProtoco
         return BatcherError(.overloaded, "the pending weight limit is reached (maxPendingWeight or maxTotalPendingWeight)")
     }
 
-    private mutating func enqueue(_ item: Item, in queue: inout KeyQueue, now: Instant) {
+    @inlinable mutating func enqueue(_ item: Item, in queue: inout KeyQueue, now: Instant) {
         var item = item
         item.enqueuedAt = now
         if let deadline = item.deadline, queue.earliestDeadline.map({ deadline < $0 }) ?? true {
@@ -307,7 +342,7 @@ struct BatcherStateMachine<Key: Hashable, Input, Waiter, Instant: InstantProtoco
         totalPendingWeight += item.weight
     }
 
-    private mutating func release(_ item: Item, from queue: inout KeyQueue) {
+    @inlinable mutating func release(_ item: Item, from queue: inout KeyQueue) {
         queue.pendingWeight -= item.weight
         totalPending -= 1
         totalPendingWeight -= item.weight
@@ -316,7 +351,7 @@ struct BatcherStateMachine<Key: Hashable, Input, Waiter, Instant: InstantProtoco
         }
     }
 
-    private mutating func promoteBlocked(_ queue: inout KeyQueue, key: Key, now: Instant) {
+    @inlinable mutating func promoteBlocked(_ queue: inout KeyQueue, key: Key, now: Instant) {
         guard !queue.blocked.isEmpty else { return }
         while let first = queue.blocked.first, hasRoom(queue, weight: first.weight) {
             queue.blocked.removeFirst()
@@ -326,7 +361,7 @@ struct BatcherStateMachine<Key: Hashable, Input, Waiter, Instant: InstantProtoco
     }
 
     /// The reason the key's next batch should go now, or nil if it should wait.
-    private func dueReason(_ queue: KeyQueue, now: Instant) -> FlushReason? {
+    @inlinable func dueReason(_ queue: KeyQueue, now: Instant) -> FlushReason? {
         if queue.pending.count >= queue.batchSizeLimit { return .size }
         if let max = configuration.maxBatchWeight, queue.pendingWeight >= max { return .weight }
         if let draining = queue.draining { return draining }
@@ -339,7 +374,7 @@ struct BatcherStateMachine<Key: Hashable, Input, Waiter, Instant: InstantProtoco
     }
 
     /// The instant at which the key's pending items become due by time or deadline.
-    private func dueInstant(_ queue: KeyQueue) -> Instant? {
+    @inlinable func dueInstant(_ queue: KeyQueue) -> Instant? {
         guard let first = queue.pending.first else { return nil }
         var due = first.enqueuedAt.advanced(by: configuration.maxWait)
         if let deadline = queue.earliestDeadline {
@@ -349,7 +384,7 @@ struct BatcherStateMachine<Key: Hashable, Input, Waiter, Instant: InstantProtoco
     }
 
     /// Dispatches every batch that is due and has a slot, then arms a timer for the next due instant.
-    private mutating func schedule(_ queue: inout KeyQueue, key: Key, now: Instant, into actions: inout Actions) {
+    @inlinable mutating func schedule(_ queue: inout KeyQueue, key: Key, now: Instant, into actions: inout Actions) {
         while !queue.pending.isEmpty, let reason = dueReason(queue, now: now) {
             guard queue.running.count < configuration.maxConcurrentBatches else { break }
             guard totalRunning < configuration.maxTotalConcurrentBatches else {
@@ -372,7 +407,7 @@ struct BatcherStateMachine<Key: Hashable, Input, Waiter, Instant: InstantProtoco
     }
 
     /// Takes the next batch off the front of the queue, failing items whose deadline has passed.
-    private mutating func takeBatch(
+    @inlinable mutating func takeBatch(
         _ queue: inout KeyQueue, key: Key, reason: FlushReason, now: Instant, into actions: inout Actions
     ) -> Batch? {
         let sizeLimit = queue.batchSizeLimit
@@ -421,7 +456,7 @@ struct BatcherStateMachine<Key: Hashable, Input, Waiter, Instant: InstantProtoco
     }
 
     /// After a batch finished anywhere, gives keys held back by the global limit another chance.
-    private mutating func rescheduleGlobalWaiters(now: Instant, into actions: inout Actions) {
+    @inlinable mutating func rescheduleGlobalWaiters(now: Instant, into actions: inout Actions) {
         while totalRunning < configuration.maxTotalConcurrentBatches, let key = waitingForGlobalSlot.popFirst() {
             guard var queue = queues.removeValue(forKey: key) else { continue }
             schedule(&queue, key: key, now: now, into: &actions)
