@@ -53,7 +53,8 @@ where C.Duration == Duration {
     }
 
     @usableFromInline enum Work: Sendable {
-        case batch(Machine.Batch)
+        /// Start one more worker task (there are ready batches and no idle worker).
+        case worker
         case timer(Key, C.Instant)
     }
 
@@ -62,6 +63,12 @@ where C.Duration == Duration {
         @usableFromInline var work: [Work] = []
         @usableFromInline var runWaiter: UnsafeContinuation<[Work]?, Never>?
         @usableFromInline var runStarted = false
+        /// Dispatched batches no worker has taken yet.
+        @usableFromInline var readyBatches: Deque<Machine.Batch> = []
+        /// Workers waiting for a batch.
+        @usableFromInline var idleWorkers: [UnsafeContinuation<Machine.Batch?, Never>] = []
+        /// Workers started or requested.
+        @usableFromInline var workers = 0
     }
 
     /// The configuration, validated.
@@ -207,8 +214,8 @@ where C.Duration == Duration {
                 while let work = await nextWork() {
                     for item in work {
                         switch item {
-                        case .batch(let batch):
-                            group.addTask { await self.execute(batch) }
+                        case .worker:
+                            group.addTask { await self.workerLoop() }
                         case .timer(let key, let instant):
                             group.addTask {
                                 do { try await self.clock.sleep(until: instant, tolerance: nil) } catch { return }
@@ -270,8 +277,32 @@ where C.Duration == Duration {
         effects.perform()
     }
 
-    /// Runs one batch and delivers its results.
-    @inlinable func execute(_ batch: Machine.Batch) async {
+    /// A long-lived worker: runs batches one after another. Under load it takes its next batch in the same lock as
+    /// the end of the last one, so a busy key costs no task switch per batch.
+    @inlinable func workerLoop() async {
+        var next: Machine.Batch? = nil
+        while true {
+            if next == nil { next = await nextBatch() }
+            guard let batch = next else { return }
+            next = await execute(batch)
+        }
+    }
+
+    /// Waits for a dispatched batch; nil once the batcher has finished.
+    @inlinable func nextBatch() async -> Machine.Batch? {
+        await withUnsafeContinuation { (continuation: UnsafeContinuation<Machine.Batch?, Never>) in
+            let ready = state.withLock { state -> Machine.Batch?? in
+                if let batch = state.readyBatches.popFirst() { return .some(batch) }
+                if state.machine.isFinished { return .some(nil) }
+                state.idleWorkers.append(continuation)
+                return nil
+            }
+            if let ready { continuation.resume(returning: ready) }
+        }
+    }
+
+    /// Runs one batch, delivers its results, and returns the next batch this worker should run (if any is ready).
+    @inlinable func execute(_ batch: Machine.Batch) async -> Machine.Batch? {
         if logger.logLevel <= .debug {
             logger.debug(
                 "flush",
@@ -295,14 +326,17 @@ where C.Duration == Duration {
             results = Array(repeating: .failure(error), count: batch.inputs.count)
         }
         let now = clock.now
-        let (waiters, effects) = state.withLock { state -> ([Waiter?], Effects) in
-            let (waiters, actions) = state.machine.batchFinished(key: batch.key, batchID: batch.id, now: now)
+        let (waiters, next, effects) = state.withLock { state -> ([Waiter?], Machine.Batch?, Effects) in
+            var (waiters, actions) = state.machine.batchFinished(key: batch.key, batchID: batch.id, now: now)
+            let mine = actions.dispatch.isEmpty ? nil : actions.dispatch.removeFirst()
             var effects = Self.collect(actions, into: &state)
+            let next = mine ?? state.readyBatches.popFirst()
             effects.wakeIfFinished(&state)
-            return (waiters, effects)
+            return (waiters, next, effects)
         }
         for (waiter, result) in zip(waiters, results) { waiter?.resume(with: result) }
         effects.perform()
+        return next
     }
 
     // MARK: - Effects
@@ -312,22 +346,29 @@ where C.Duration == Duration {
         @usableFromInline var cancelled = false
         @usableFromInline var wake: (UnsafeContinuation<[Work]?, Never>, [Work]?)?
         @usableFromInline var failed: [(waiter: Waiter, error: any Error)] = []
+        /// Batches handed to idle workers (nil: the batcher finished, the worker ends).
+        @usableFromInline var handoffs: [(UnsafeContinuation<Machine.Batch?, Never>, Machine.Batch?)] = []
 
         @inlinable init(cancelled: Bool = false) { self.cancelled = cancelled }
 
         @inlinable mutating func merge(_ other: Effects) {
             if let wake = other.wake { self.wake = wake }
             failed.append(contentsOf: other.failed)
+            handoffs.append(contentsOf: other.handoffs)
         }
 
-        /// Wakes the run loop with `nil` if the batcher has drained.
+        /// Wakes the run loop and idle workers with `nil` if the batcher has drained.
         @inlinable mutating func wakeIfFinished(_ state: inout State) {
-            guard wake == nil, state.machine.isFinished, state.work.isEmpty, let waiter = state.runWaiter else { return }
+            guard state.machine.isFinished else { return }
+            for worker in state.idleWorkers { handoffs.append((worker, nil)) }
+            state.idleWorkers = []
+            guard wake == nil, state.work.isEmpty, let waiter = state.runWaiter else { return }
             state.runWaiter = nil
             wake = (waiter, nil)
         }
 
         @inlinable consuming func perform() {
+            for (worker, batch) in handoffs { worker.resume(returning: batch) }
             if let (continuation, work) = wake { continuation.resume(returning: work) }
             for (waiter, error) in failed { waiter.resume(with: .failure(error)) }
         }
@@ -338,9 +379,19 @@ where C.Duration == Duration {
         var effects = Effects()
         effects.failed = actions.failed
         guard !actions.dispatch.isEmpty || !actions.timers.isEmpty else { return effects }
-        for batch in actions.dispatch { state.work.append(.batch(batch)) }
+        for batch in actions.dispatch {
+            if let worker = state.idleWorkers.popLast() {
+                effects.handoffs.append((worker, batch))
+                continue
+            }
+            state.readyBatches.append(batch)
+            if state.workers < state.machine.configuration.maxTotalConcurrentBatches {
+                state.workers += 1
+                state.work.append(.worker)
+            }
+        }
         for timer in actions.timers { state.work.append(.timer(timer.key, timer.at)) }
-        if let waiter = state.runWaiter {
+        if !state.work.isEmpty, let waiter = state.runWaiter {
             state.runWaiter = nil
             effects.wake = (waiter, state.work)
             state.work = []
