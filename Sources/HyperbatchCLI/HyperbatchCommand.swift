@@ -6,7 +6,7 @@ struct HyperbatchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "hyperbatch",
         abstract: "Batch work the way production systems need it.",
-        subcommands: [BenchCommand.self]
+        subcommands: [BenchCommand.self, EmulatorCommand.self]
     )
 }
 
