@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 if [ ! -d .venv ]; then python3 -m venv .venv; fi
 .venv/bin/pip install -q openai anthropic
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-"$BIN" emulator --port "$PORT" --speed-up 100 --rate 2000 &
+"$BIN" emulator --port "$PORT" --speed-up 2 --rate 1000 &
 PID=$!
 trap 'kill $PID 2>/dev/null || true' EXIT
 for _ in $(seq 1 100); do

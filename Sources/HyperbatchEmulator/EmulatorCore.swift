@@ -54,7 +54,9 @@ public final class EmulatorCore: Sendable {
         let anthropic = parts.count >= 3 && parts[0] == "v1" && parts[1] == "messages" && parts[2] == "batches"
         // Authentication.
         if anthropic {
-            if (request.headers["x-api-key"] ?? "").isEmpty {
+            // The SDK sends `x-api-key`, or `Authorization: Bearer` when configured with an auth token.
+            let bearer = (request.headers["authorization"] ?? "").hasPrefix("Bearer ")
+            if (request.headers["x-api-key"] ?? "").isEmpty && !bearer {
                 return anError(401, "authentication_error", "x-api-key header is required")
             }
         } else {
