@@ -10,6 +10,7 @@ let package = Package(
         .library(name: "Hyperbatch", targets: ["Hyperbatch"]),
         .library(name: "HyperbatchJobs", targets: ["HyperbatchJobs"]),
         .library(name: "HyperbatchTestKit", targets: ["HyperbatchTestKit"]),
+        .library(name: "HyperbatchEmulator", targets: ["HyperbatchEmulator"]),
         .executable(name: "hyperbatch", targets: ["HyperbatchCLI"]),
     ],
     dependencies: [
@@ -46,11 +47,25 @@ let package = Package(
             dependencies: [],
             swiftSettings: strict
         ),
+        .target(
+            name: "HyperbatchEmulator",
+            dependencies: [
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "HyperbatchEmulatorTests",
+            dependencies: ["HyperbatchEmulator"],
+            swiftSettings: strict
+        ),
         .executableTarget(
             name: "HyperbatchCLI",
             dependencies: [
                 "Hyperbatch",
                 "HyperbatchJobs",
+                "HyperbatchEmulator",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "AsyncAlgorithms", package: "swift-async-algorithms"),
                 .product(name: "Logging", package: "swift-log"),

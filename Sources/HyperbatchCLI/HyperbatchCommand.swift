@@ -6,7 +6,7 @@ struct HyperbatchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "hyperbatch",
         abstract: "Batch work the way production systems need it.",
-        subcommands: [BenchCommand.self]
+        subcommands: [BenchCommand.self, EmulatorCommand.self]
     )
 }
 
@@ -15,6 +15,6 @@ struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Run a benchmark; each reports ratios against a baseline measured in the same run.",
-        subcommands: [BenchCoreCommand.self]
+        subcommands: [BenchCoreCommand.self, BenchEmulatorCommand.self]
     )
 }

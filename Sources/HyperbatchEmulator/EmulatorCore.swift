@@ -1,0 +1,587 @@
+import Foundation
+import Synchronization
+
+/// The emulator's in-memory state and request handling, independent of any HTTP server.
+///
+/// Every call passes the current emulated time (seconds since the Unix epoch); the lifecycle of each batch is
+/// derived from it (`BatchLifecycle`), so nothing runs in the background.
+public final class EmulatorCore: Sendable {
+    struct StoredFile: Sendable {
+        var id: String, seq: Int, bytes: Int, createdAt: Double, filename: String, purpose: String, data: [UInt8]
+    }
+    struct Line: Sendable { var customID: String, body: [UInt8], model: String }
+    struct OpenAIBatch: @unchecked Sendable {
+        var id: String, seq: Int, endpoint: String, model: String?, inputFileID: String
+        var metadata: [String: String], lifecycle: BatchLifecycle, lines: [Line], errors: [[String: Any]]
+        var outputFileID: String?, errorFileID: String?, materialized = false
+    }
+    struct AnthropicBatch: Sendable {
+        var id: String, seq: Int, lifecycle: BatchLifecycle, lines: [Line], deleted = false
+    }
+    struct State: @unchecked Sendable {
+        var nextID = 0
+        var files: [String: StoredFile] = [:]
+        var batches: [String: OpenAIBatch] = [:]
+        var messageBatches: [String: AnthropicBatch] = [:]
+        var faults: EmulatorFaults
+        var calls: UInt64 = 0
+        mutating func newID(_ prefix: String) -> (String, Int) {
+            nextID += 1
+            return (prefix + String(format: "%012x", nextID), nextID)
+        }
+    }
+
+    private let state: Mutex<State>
+    /// The configuration the core was created with (faults change at run time).
+    public let configuration: EmulatorConfiguration
+
+    /// Creates an empty emulator.
+    public init(configuration: EmulatorConfiguration) {
+        self.configuration = configuration
+        self.state = Mutex(State(faults: configuration.faults))
+    }
+
+    /// Replaces the injected faults.
+    public func setFaults(_ faults: EmulatorFaults) { state.withLock { $0.faults = faults } }
+
+    /// The injected faults in force.
+    public var faults: EmulatorFaults { state.withLock { $0.faults } }
+
+    /// Answers one API call at emulated time `now`.
+    public func handle(_ request: EmulatorRequest, now: Double) -> EmulatorResponse {
+        let parts = request.path.split(separator: "/").map(String.init)
+        if parts.first == "_emulator" { return admin(request, parts: parts, now: now) }
+        let anthropic = parts.count >= 3 && parts[0] == "v1" && parts[1] == "messages" && parts[2] == "batches"
+        // Authentication.
+        if anthropic {
+            // The SDK sends `x-api-key`, or `Authorization: Bearer` when configured with an auth token.
+            let bearer = (request.headers["authorization"] ?? "").hasPrefix("Bearer ")
+            if (request.headers["x-api-key"] ?? "").isEmpty && !bearer {
+                return anError(401, "authentication_error", "x-api-key header is required")
+            }
+        } else {
+            let auth = request.headers["authorization"] ?? ""
+            if !auth.hasPrefix("Bearer ") || auth.count <= 7 {
+                return oaError(401, "You didn't provide an API key.", type: "invalid_request_error", code: nil)
+            }
+        }
+        // Call-level faults.
+        let (f, call) = state.withLock { s -> (EmulatorFaults, UInt64) in s.calls += 1; return (s.faults, s.calls) }
+        let roll = unit(hash("call", call))
+        if roll < f.http429Rate {
+            var r = anthropic ? anError(429, "rate_limit_error", "Rate limited (emulated)")
+                : oaError(429, "Rate limit reached (emulated).", type: "rate_limit_error", code: "rate_limit_exceeded")
+            r.headers["retry-after"] = String(f.retryAfterSeconds)
+            return r
+        }
+        if roll < f.http429Rate + f.http5xxRate {
+            var r = anthropic ? anError(500, "api_error", "Internal server error (emulated)")
+                : oaError(500, "The server had an error (emulated).", type: "server_error", code: nil)
+            r.headers["x-should-retry"] = "true"
+            return r
+        }
+        if anthropic { return anthropicRoute(request, parts: Array(parts.dropFirst(3)), now: now) }
+        guard parts.first == "v1", parts.count >= 2 else { return oaError(404, "Invalid URL (\(request.method) \(request.path))", type: "invalid_request_error", code: nil) }
+        switch (request.method, parts[1], parts.count) {
+        case ("POST", "files", 2): return uploadFile(request, now: now)
+        case ("GET", "files", 2): return listFiles(request)
+        case ("GET", "files", 3): return fileObject(parts[2])
+        case ("GET", "files", 4) where parts[3] == "content": return fileContent(parts[2], now: now)
+        case ("DELETE", "files", 3): return deleteFile(parts[2])
+        case ("POST", "batches", 2): return createBatch(request, now: now)
+        case ("GET", "batches", 2): return listBatches(request, now: now)
+        case ("GET", "batches", 3): return retrieveBatch(parts[2], now: now)
+        case ("POST", "batches", 4) where parts[3] == "cancel": return cancelBatch(parts[2], now: now)
+        default: return oaError(404, "Invalid URL (\(request.method) \(request.path))", type: "invalid_request_error", code: nil)
+        }
+    }
+
+    // MARK: OpenAI files
+
+    private func uploadFile(_ request: EmulatorRequest, now: Double) -> EmulatorResponse {
+        let form = Multipart.parse(body: request.body, contentType: request.headers["content-type"] ?? "")
+        guard let file = form["file"] else { return oaError(400, "Missing file.", type: "invalid_request_error", param: "file", code: nil) }
+        let purpose = form["purpose"].map { String(decoding: $0.data, as: UTF8.self) } ?? ""
+        guard purpose == "batch" else { return oaError(400, "Invalid purpose '\(purpose)'.", type: "invalid_request_error", param: "purpose", code: nil) }
+        if file.data.count > configuration.openAIMaxBytes {
+            return oaError(413, "File too large.", type: "invalid_request_error", param: "file", code: nil)
+        }
+        let stored = state.withLock { s -> StoredFile in
+            let (id, seq) = s.newID("file-")
+            let f = StoredFile(id: id, seq: seq, bytes: file.data.count, createdAt: now, filename: file.filename ?? "upload.jsonl", purpose: "batch", data: file.data)
+            s.files[id] = f
+            return f
+        }
+        return json(200, fileJSON(stored))
+    }
+
+    private func fileJSON(_ f: StoredFile) -> [String: Any] {
+        ["id": f.id, "object": "file", "bytes": f.bytes, "created_at": Int(f.createdAt),
+         "expires_at": Int(f.createdAt) + 30 * 86_400, "filename": f.filename, "purpose": f.purpose, "status": "processed"]
+    }
+
+    private func listFiles(_ request: EmulatorRequest) -> EmulatorResponse {
+        let files = state.withLock { s in s.files.values.sorted { $0.seq > $1.seq } }
+            .filter { f in request.query["purpose"].map { $0 == f.purpose } ?? true }
+        return json(200, page(files.map(fileJSON), ids: files.map(\.id), after: request.query["after"], limit: Int(request.query["limit"] ?? "") ?? 10_000))
+    }
+
+    private func fileObject(_ id: String) -> EmulatorResponse {
+        guard let f = state.withLock({ $0.files[id] }) else { return fileNotFound(id) }
+        return json(200, fileJSON(f))
+    }
+
+    private func fileContent(_ id: String, now: Double) -> EmulatorResponse {
+        guard let f = state.withLock({ $0.files[id] }) else { return fileNotFound(id) }
+        return EmulatorResponse(status: 200, headers: ["content-type": "application/octet-stream"], body: f.data)
+    }
+
+    private func deleteFile(_ id: String) -> EmulatorResponse {
+        guard state.withLock({ $0.files.removeValue(forKey: id) }) != nil else { return fileNotFound(id) }
+        return json(200, ["id": id, "object": "file", "deleted": true])
+    }
+
+    private func fileNotFound(_ id: String) -> EmulatorResponse {
+        oaError(404, "No such File object: \(id)", type: "invalid_request_error", param: "id", code: nil)
+    }
+
+    // MARK: OpenAI batches
+
+    private func createBatch(_ request: EmulatorRequest, now: Double) -> EmulatorResponse {
+        guard let obj = (try? JSONSerialization.jsonObject(with: Data(request.body))) as? [String: Any] else {
+            return oaError(400, "We could not parse the JSON body of your request.", type: "invalid_request_error", code: nil)
+        }
+        guard let fileID = obj["input_file_id"] as? String else { return oaError(400, "Missing required parameter: 'input_file_id'.", type: "invalid_request_error", param: "input_file_id", code: "missing_required_parameter") }
+        guard let endpoint = obj["endpoint"] as? String else { return oaError(400, "Missing required parameter: 'endpoint'.", type: "invalid_request_error", param: "endpoint", code: "missing_required_parameter") }
+        guard (obj["completion_window"] as? String) == "24h" else { return oaError(400, "Invalid completion_window: only '24h' is supported.", type: "invalid_request_error", param: "completion_window", code: nil) }
+        let metadata = (obj["metadata"] as? [String: String]) ?? [:]
+        if metadata.count > 16 { return oaError(400, "Invalid 'metadata': too many properties (max 16).", type: "invalid_request_error", param: "metadata", code: nil) }
+        guard let file = state.withLock({ $0.files[fileID] }) else {
+            return oaError(400, "Cannot find file \(fileID), or project does not have access to it.", type: "invalid_request_error", param: "file_id", code: nil)
+        }
+        let (lines, errors, model) = validateOpenAI(file.data, endpoint: endpoint)
+        let cfg = configuration
+        let f = faults
+        let b = state.withLock { s -> OpenAIBatch in
+            let (id, seq) = s.newID("batch_")
+            var lc = BatchLifecycle(createdAt: now, total: lines.count, rate: cfg.requestsPerSecond, validationSeconds: cfg.validationSeconds, finalizingSeconds: cfg.finalizingSeconds, windowSeconds: cfg.completionWindowSeconds)
+            lc.validationFails = !errors.isEmpty
+            lc.expireAfterFraction = f.expireAfterFraction
+            let b = OpenAIBatch(id: id, seq: seq, endpoint: endpoint, model: model, inputFileID: fileID, metadata: metadata, lifecycle: lc, lines: lines, errors: errors)
+            s.batches[id] = b
+            return b
+        }
+        return json(200, batchJSON(b, now: now))
+    }
+
+    /// Validates an OpenAI input file; returns the lines, the `errors.data` entries and the model.
+    func validateOpenAI(_ data: [UInt8], endpoint: String) -> ([Line], [[String: Any]], String?) {
+        var lines: [Line] = []
+        var errors: [[String: Any]] = []
+        var seen = Set<String>()
+        var model: String?
+        func err(_ code: String, _ message: String, _ line: Int?) {
+            errors.append(["code": code, "message": message, "param": NSNull(), "line": line.map { $0 as Any } ?? NSNull()])
+        }
+        let raw = data.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false)
+        var n = 0
+        for (i, chunk) in raw.enumerated() {
+            let lineNo = i + 1
+            if chunk.allSatisfy({ $0 == 32 || $0 == 13 || $0 == 9 }) { continue }
+            n += 1
+            guard let o = (try? JSONSerialization.jsonObject(with: Data(chunk))) as? [String: Any],
+                  let customID = o["custom_id"] as? String, let body = o["body"] as? [String: Any] else {
+                err("invalid_json_line", "This line is not parseable as valid JSON.", lineNo); continue
+            }
+            if !seen.insert(customID).inserted { err("duplicate_custom_id", "The custom_id for this request is a duplicate of another request. The custom_id parameter must be unique for each request in a batch.", lineNo) }
+            if (o["url"] as? String) != endpoint { err("url_mismatch", "The provided URL for this request does not match the batch endpoint.", lineNo) }
+            if (o["method"] as? String) != "POST" { err("invalid_request", "The method for this request must be POST.", lineNo) }
+            let m = body["model"] as? String ?? ""
+            if let model, model != m { err("model_mismatch", "The provided model for this request does not match the other requests in the batch. Each batch file must contain requests to a single model.", lineNo) }
+            if model == nil { model = m }
+            let bytes = (try? JSONSerialization.data(withJSONObject: body, options: [.sortedKeys])).map { [UInt8]($0) } ?? []
+            lines.append(Line(customID: customID, body: bytes, model: m))
+        }
+        if n == 0 { err("empty_file", "The batch input file is empty.", nil) }
+        if n > configuration.openAIMaxRequests { err("too_many_tasks", "The batch input file has \(n) requests; the maximum is \(configuration.openAIMaxRequests).", nil) }
+        return (lines, errors, model)
+    }
+
+    private func retrieveBatch(_ id: String, now: Double) -> EmulatorResponse {
+        guard let b = materialize(id, now: now) else { return batchNotFound(id) }
+        return json(200, batchJSON(b, now: now))
+    }
+
+    private func cancelBatch(_ id: String, now: Double) -> EmulatorResponse {
+        guard var b = materialize(id, now: now) else { return batchNotFound(id) }
+        switch b.lifecycle.phase(at: now).phase {
+        case .validating, .inProgress, .finalizing:
+            if b.lifecycle.phase(at: now).phase != .finalizing {
+                b.lifecycle.cancelRequestedAt = now
+                state.withLock { $0.batches[id]?.lifecycle.cancelRequestedAt = now }
+            }
+            return json(200, batchJSON(b, now: now))
+        case .cancelling:
+            return json(200, batchJSON(b, now: now))
+        default:
+            return oaError(400, "Cannot cancel a batch with status '\(openAIStatus(b.lifecycle.phase(at: now).phase))'.", type: "invalid_request_error", code: nil)
+        }
+    }
+
+    private func listBatches(_ request: EmulatorRequest, now: Double) -> EmulatorResponse {
+        let ids = state.withLock { s in s.batches.values.sorted { $0.seq > $1.seq }.map(\.id) }
+        let limit = min(100, max(1, Int(request.query["limit"] ?? "") ?? 20))
+        let objects = ids.compactMap { materialize($0, now: now) }.map { batchJSON($0, now: now) }
+        return json(200, page(objects, ids: ids, after: request.query["after"], limit: limit))
+    }
+
+    private func batchNotFound(_ id: String) -> EmulatorResponse {
+        oaError(404, "No batch found with id '\(id)'.", type: "invalid_request_error", code: nil)
+    }
+
+    func openAIStatus(_ p: BatchLifecycle.Phase) -> String {
+        switch p {
+        case .validating: "validating"
+        case .failed: "failed"
+        case .inProgress: "in_progress"
+        case .finalizing: "finalizing"
+        case .completed: "completed"
+        case .cancelling: "cancelling"
+        case .cancelled: "cancelled"
+        case .expired: "expired"
+        }
+    }
+
+    /// Whether request `customID` errors under the current faults.
+    func requestErrors(_ customID: String, faults f: EmulatorFaults) -> Bool {
+        f.onlyErrorFile || unit(hash("req", customID)) < f.requestErrorRate
+    }
+
+    /// Writes the output and error files once the batch is terminal; returns the batch.
+    private func materialize(_ id: String, now: Double) -> OpenAIBatch? {
+        guard var b = state.withLock({ $0.batches[id] }) else { return nil }
+        let phase = b.lifecycle.phase(at: now)
+        guard !b.materialized, [.completed, .cancelled, .expired].contains(phase.phase) else { return b }
+        let done = b.lifecycle.processed(at: now)
+        let f = faults
+        var out: [[String: Any]] = []
+        var errs: [[String: Any]] = []
+        for (i, line) in b.lines.enumerated() {
+            let reqID = "batch_req_\(SyntheticResponse.digest(Array((b.id + line.customID).utf8)))"
+            if i >= done {
+                let code = phase.phase == .expired ? "batch_expired" : "batch_cancelled"
+                let msg = phase.phase == .expired ? "This request could not be executed before the completion window expired." : "This request was not executed because the batch was cancelled."
+                errs.append(["id": reqID, "custom_id": line.customID, "response": NSNull(), "error": ["code": code, "message": msg]])
+            } else if requestErrors(line.customID, faults: f) {
+                errs.append(["id": reqID, "custom_id": line.customID, "error": NSNull(),
+                             "response": ["status_code": 400, "request_id": "req_" + reqID.suffix(16),
+                                          "body": ["error": ["message": "Invalid request (emulated fault).", "type": "invalid_request_error", "param": NSNull(), "code": NSNull()]]]])
+            } else {
+                out.append(["id": reqID, "custom_id": line.customID, "error": NSNull(),
+                            "response": ["status_code": 200, "request_id": "req_" + reqID.suffix(16),
+                                         "body": SyntheticResponse.openAIBody(endpoint: b.endpoint, customID: line.customID, model: line.model, body: line.body, created: Int(phase.since))]])
+            }
+        }
+        let outData = jsonl(shuffled(out))
+        let errData = jsonl(shuffled(errs))
+        b = state.withLock { s -> OpenAIBatch in
+            guard var cur = s.batches[id], !cur.materialized else { return s.batches[id]! }
+            if !out.isEmpty {
+                let (fid, seq) = s.newID("file-")
+                s.files[fid] = StoredFile(id: fid, seq: seq, bytes: outData.count, createdAt: phase.since, filename: "batch_output.jsonl", purpose: "batch_output", data: outData)
+                cur.outputFileID = fid
+            }
+            if !errs.isEmpty {
+                let (fid, seq) = s.newID("file-")
+                s.files[fid] = StoredFile(id: fid, seq: seq, bytes: errData.count, createdAt: phase.since, filename: "batch_errors.jsonl", purpose: "batch_output", data: errData)
+                cur.errorFileID = fid
+            }
+            cur.materialized = true
+            s.batches[id] = cur
+            return cur
+        }
+        return b
+    }
+
+    func batchJSON(_ b: OpenAIBatch, now: Double) -> [String: Any] {
+        let lc = b.lifecycle
+        let (phase, since) = lc.phase(at: now)
+        let done = lc.processed(at: now)
+        let failedCount = phase == .failed ? 0 : b.lines.prefix(done).filter { requestErrors($0.customID, faults: faults) }.count
+        func ts(_ t: Double?) -> Any { t.map { Int($0) as Any } ?? NSNull() }
+        let started = phase != .validating && phase != .failed && now >= lc.startAt
+        let finalizing: Double? = [.finalizing, .completed].contains(phase) ? lc.workEndAt : nil
+        let usageIn = b.lines.prefix(done).reduce(0) { $0 + SyntheticResponse.inputTokens(body: $1.body) }
+        var o: [String: Any] = [
+            "id": b.id, "object": "batch", "endpoint": b.endpoint, "model": b.model as Any? ?? NSNull(),
+            "errors": phase == .failed ? ["object": "list", "data": b.errors] as Any : NSNull(),
+            "input_file_id": b.inputFileID, "completion_window": "24h", "status": openAIStatus(phase),
+            "output_file_id": b.outputFileID as Any? ?? NSNull(), "error_file_id": b.errorFileID as Any? ?? NSNull(),
+            "created_at": Int(lc.createdAt), "in_progress_at": started ? ts(lc.startAt) : NSNull(),
+            "expires_at": Int(lc.createdAt + lc.windowSeconds),
+            "finalizing_at": ts(finalizing), "completed_at": phase == .completed ? ts(since) : NSNull(),
+            "failed_at": phase == .failed ? ts(since) : NSNull(), "expired_at": phase == .expired ? ts(since) : NSNull(),
+            "cancelling_at": ts(lc.cancelRequestedAt), "cancelled_at": phase == .cancelled ? ts(since) : NSNull(),
+            "request_counts": ["total": phase == .validating || phase == .failed ? 0 : b.lines.count, "completed": done - failedCount, "failed": failedCount],
+            "usage": ["input_tokens": usageIn, "input_tokens_details": ["cached_tokens": 0], "output_tokens": done * 4,
+                      "output_tokens_details": ["reasoning_tokens": 0], "total_tokens": usageIn + done * 4],
+            "metadata": b.metadata.isEmpty ? NSNull() as Any : b.metadata,
+        ]
+        if phase == .expired || phase == .cancelled { o["request_counts"] = ["total": b.lines.count, "completed": done - failedCount, "failed": failedCount + b.lines.count - done] }
+        return o
+    }
+
+    // MARK: Anthropic
+
+    private func anthropicRoute(_ request: EmulatorRequest, parts: [String], now: Double) -> EmulatorResponse {
+        switch (request.method, parts.count) {
+        case ("POST", 0): return createMessageBatch(request, now: now)
+        case ("GET", 0): return listMessageBatches(request, now: now)
+        case ("GET", 1): return withMessageBatch(parts[0]) { json(200, messageBatchJSON($0, now: now)) }
+        case ("DELETE", 1):
+            return withMessageBatch(parts[0]) { b in
+                guard b.lifecycle.phase(at: now).phase.isTerminal else {
+                    return anError(400, "invalid_request_error", "Batch \(b.id) is still processing; cancel it before deleting.")
+                }
+                state.withLock { $0.messageBatches[b.id]?.deleted = true }
+                return json(200, ["id": b.id, "type": "message_batch_deleted"])
+            }
+        case ("POST", 2) where parts[1] == "cancel":
+            return withMessageBatch(parts[0]) { b in
+                var b = b
+                if !b.lifecycle.phase(at: now).phase.isTerminal && b.lifecycle.cancelRequestedAt == nil {
+                    b.lifecycle.cancelRequestedAt = now
+                    state.withLock { $0.messageBatches[b.id]?.lifecycle.cancelRequestedAt = now }
+                }
+                return json(200, messageBatchJSON(b, now: now))
+            }
+        case ("GET", 2) where parts[1] == "results":
+            return withMessageBatch(parts[0]) { b in
+                guard b.lifecycle.phase(at: now).phase.isTerminal else {
+                    return anError(400, "invalid_request_error", "Batch \(b.id) has not ended; results are not available yet.")
+                }
+                return EmulatorResponse(status: 200, headers: ["content-type": "application/x-jsonl"], body: anthropicResults(b, now: now))
+            }
+        default: return anError(404, "not_found_error", "Not found: \(request.method) \(request.path)")
+        }
+    }
+
+    private func withMessageBatch(_ id: String, _ body: (AnthropicBatch) -> EmulatorResponse) -> EmulatorResponse {
+        guard let b = state.withLock({ $0.messageBatches[id] }), !b.deleted else {
+            return anError(404, "not_found_error", "Message batch \(id) not found.")
+        }
+        return body(b)
+    }
+
+    private func createMessageBatch(_ request: EmulatorRequest, now: Double) -> EmulatorResponse {
+        if request.body.count > configuration.anthropicMaxBytes { return anError(413, "request_too_large", "Request exceeds the maximum allowed number of bytes.") }
+        guard let o = (try? JSONSerialization.jsonObject(with: Data(request.body))) as? [String: Any],
+              let reqs = o["requests"] as? [[String: Any]] else {
+            return anError(400, "invalid_request_error", "requests: Field required")
+        }
+        if reqs.isEmpty { return anError(400, "invalid_request_error", "requests: List should have at least 1 item") }
+        if reqs.count > configuration.anthropicMaxRequests { return anError(400, "invalid_request_error", "requests: List should have at most \(configuration.anthropicMaxRequests) items") }
+        var seen = Set<String>()
+        var lines: [Line] = []
+        for (i, r) in reqs.enumerated() {
+            guard let id = r["custom_id"] as? String, Self.validAnthropicID(id) else {
+                return anError(400, "invalid_request_error", "requests.\(i).custom_id: String should match pattern '^[a-zA-Z0-9_-]{1,64}$'")
+            }
+            guard seen.insert(id).inserted else { return anError(400, "invalid_request_error", "Duplicate custom_id '\(id)' in requests.") }
+            guard let params = r["params"] as? [String: Any] else { return anError(400, "invalid_request_error", "requests.\(i).params: Field required") }
+            let bytes = (try? JSONSerialization.data(withJSONObject: params, options: [.sortedKeys])).map { [UInt8]($0) } ?? []
+            lines.append(Line(customID: id, body: bytes, model: params["model"] as? String ?? ""))
+        }
+        let cfg = configuration
+        let f = faults
+        let b = state.withLock { s -> AnthropicBatch in
+            let (n, seq) = s.newID("")
+            var lc = BatchLifecycle(createdAt: now, total: lines.count, rate: cfg.requestsPerSecond, validationSeconds: 0, finalizingSeconds: cfg.finalizingSeconds, windowSeconds: cfg.completionWindowSeconds)
+            lc.expireAfterFraction = f.expireAfterFraction
+            let b = AnthropicBatch(id: "msgbatch_" + n, seq: seq, lifecycle: lc, lines: lines)
+            s.messageBatches[b.id] = b
+            return b
+        }
+        return json(200, messageBatchJSON(b, now: now))
+    }
+
+    /// Whether `id` matches `^[a-zA-Z0-9_-]{1,64}$`.
+    static func validAnthropicID(_ id: String) -> Bool {
+        (1...64).contains(id.utf8.count) && id.utf8.allSatisfy { c in
+            (c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || c == 95 || c == 45
+        }
+    }
+
+    private func anthropicResultKind(_ b: AnthropicBatch, index i: Int, now: Double) -> String {
+        let (phase, _) = b.lifecycle.phase(at: now)
+        if i >= b.lifecycle.processed(at: now) { return phase == .expired ? "expired" : "canceled" }
+        return requestErrors(b.lines[i].customID, faults: faults) ? "errored" : "succeeded"
+    }
+
+    func messageBatchJSON(_ b: AnthropicBatch, now: Double) -> [String: Any] {
+        let (phase, since) = b.lifecycle.phase(at: now)
+        let ended = phase.isTerminal
+        var counts = ["processing": 0, "succeeded": 0, "errored": 0, "canceled": 0, "expired": 0]
+        if ended {
+            for i in b.lines.indices { counts[anthropicResultKind(b, index: i, now: now), default: 0] += 1 }
+        } else {
+            counts["processing"] = b.lines.count
+        }
+        let status = ended ? "ended" : (phase == .cancelling ? "canceling" : "in_progress")
+        return ["id": b.id, "type": "message_batch", "processing_status": status, "request_counts": counts,
+                "ended_at": ended ? rfc3339(since) : NSNull(), "created_at": rfc3339(b.lifecycle.createdAt),
+                "expires_at": rfc3339(b.lifecycle.createdAt + b.lifecycle.windowSeconds),
+                "archived_at": NSNull(), "cancel_initiated_at": b.lifecycle.cancelRequestedAt.map { rfc3339($0) as Any } ?? NSNull(),
+                "results_url": ended ? "/v1/messages/batches/\(b.id)/results" as Any : NSNull()]
+    }
+
+    private func anthropicResults(_ b: AnthropicBatch, now: Double) -> [UInt8] {
+        var rows: [[String: Any]] = []
+        for (i, line) in b.lines.enumerated() {
+            let kind = anthropicResultKind(b, index: i, now: now)
+            let result: [String: Any]
+            switch kind {
+            case "succeeded": result = ["type": "succeeded", "message": SyntheticResponse.anthropicMessage(customID: line.customID, model: line.model, body: line.body)]
+            case "errored": result = ["type": "errored", "error": ["type": "error", "error": ["type": "invalid_request_error", "message": "Invalid request (emulated fault)."], "request_id": NSNull()]]
+            default: result = ["type": kind]
+            }
+            rows.append(["custom_id": line.customID, "result": result])
+        }
+        return jsonl(shuffled(rows))
+    }
+
+    private func listMessageBatches(_ request: EmulatorRequest, now: Double) -> EmulatorResponse {
+        let all = state.withLock { s in s.messageBatches.values.filter { !$0.deleted }.sorted { $0.seq > $1.seq } }
+        let limit = min(1000, max(1, Int(request.query["limit"] ?? "") ?? 20))
+        var slice = all[...]
+        var hasMore = false
+        if let before = request.query["before_id"], let i = all.firstIndex(where: { $0.id == before }) {
+            slice = all[..<i]
+            hasMore = slice.count > limit
+            slice = slice.suffix(limit)
+        } else {
+            if let after = request.query["after_id"], let i = all.firstIndex(where: { $0.id == after }) { slice = all[(i + 1)...] }
+            hasMore = slice.count > limit
+            slice = slice.prefix(limit)
+        }
+        return json(200, ["data": slice.map { messageBatchJSON($0, now: now) }, "has_more": hasMore,
+                          "first_id": slice.first?.id as Any? ?? NSNull(), "last_id": slice.last?.id as Any? ?? NSNull()])
+    }
+
+    // MARK: Admin
+
+    private func admin(_ request: EmulatorRequest, parts: [String], now: Double) -> EmulatorResponse {
+        switch (request.method, parts.count > 1 ? parts[1] : "") {
+        case ("GET", "stats"):
+            let data = (try? JSONEncoder().encode(stats(now: now))) ?? Data()
+            return EmulatorResponse(status: 200, headers: ["content-type": "application/json"], body: [UInt8](data))
+        case ("GET", "faults"):
+            return EmulatorResponse(status: 200, headers: ["content-type": "application/json"], body: [UInt8]((try? JSONEncoder().encode(faults)) ?? Data()))
+        case ("PUT", "faults"):
+            guard let f = try? JSONDecoder().decode(EmulatorFaults.self, from: Data(request.body)) else {
+                return oaError(400, "Body must be an EmulatorFaults JSON object.", type: "invalid_request_error", code: nil)
+            }
+            setFaults(f)
+            return EmulatorResponse(status: 200, headers: ["content-type": "application/json"], body: request.body)
+        default: return oaError(404, "Unknown admin endpoint.", type: "invalid_request_error", code: nil)
+        }
+    }
+
+    /// Every batch created so far, oldest first.
+    public func stats(now: Double) -> EmulatorStats {
+        let (oa, an) = state.withLock { s in (Array(s.batches.values), Array(s.messageBatches.values)) }
+        var rows: [EmulatorStats.Batch] = []
+        var seqs: [Int] = []
+        for b in oa {
+            rows.append(.init(provider: "openai", id: b.id, status: openAIStatus(b.lifecycle.phase(at: now).phase), requestCount: b.lines.count,
+                              metadata: b.metadata, customIDDigest: SyntheticResponse.digest(Array(b.lines.map(\.customID).sorted().joined(separator: "\n").utf8))))
+            seqs.append(b.seq)
+        }
+        for b in an {
+            let (p, _) = b.lifecycle.phase(at: now)
+            rows.append(.init(provider: "anthropic", id: b.id, status: p.isTerminal ? "ended" : (p == .cancelling ? "canceling" : "in_progress"), requestCount: b.lines.count,
+                              metadata: [:], customIDDigest: SyntheticResponse.digest(Array(b.lines.map(\.customID).sorted().joined(separator: "\n").utf8))))
+            seqs.append(b.seq)
+        }
+        let ordered = zip(seqs, rows).sorted { $0.0 < $1.0 }.map(\.1)
+        return EmulatorStats(batches: ordered)
+    }
+
+    // MARK: Helpers
+
+    private func hash(_ salt: String, _ value: some CustomStringConvertible) -> UInt64 {
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325 ^ configuration.seed &* 0x9E37_79B9_7F4A_7C15
+        for b in (salt + ":" + value.description).utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
+        h ^= h >> 33; h = h &* 0xff51_afd7_ed55_8ccd; h ^= h >> 33
+        return h
+    }
+
+    private func unit(_ h: UInt64) -> Double { Double(h >> 11) / Double(1 << 53) }
+
+    /// Deterministic reordering so results are not in input order.
+    private func shuffled(_ rows: [[String: Any]]) -> [[String: Any]] {
+        rows.map { ($0, hash("order", ($0["custom_id"] as? String) ?? "")) }.sorted { $0.1 < $1.1 }.map(\.0)
+    }
+
+    private func jsonl(_ rows: [[String: Any]]) -> [UInt8] {
+        var out: [UInt8] = []
+        for r in rows {
+            if let d = try? JSONSerialization.data(withJSONObject: r, options: [.sortedKeys, .withoutEscapingSlashes]) { out += d; out.append(10) }
+        }
+        return out
+    }
+
+    private func page(_ objects: [[String: Any]], ids: [String], after: String?, limit: Int) -> [String: Any] {
+        var start = 0
+        if let after, let i = ids.firstIndex(of: after) { start = i + 1 }
+        let end = min(ids.count, start + max(1, limit))
+        let slice = start < end ? Array(objects[start..<end]) : []
+        return ["object": "list", "data": slice, "first_id": start < end ? ids[start] as Any : NSNull(),
+                "last_id": start < end ? ids[end - 1] as Any : NSNull(), "has_more": end < ids.count]
+    }
+
+    private func json(_ status: Int, _ object: [String: Any]) -> EmulatorResponse {
+        let d = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data()
+        return EmulatorResponse(status: status, headers: ["content-type": "application/json"], body: [UInt8](d))
+    }
+
+    private func oaError(_ status: Int, _ message: String, type: String, param: String? = nil, code: String?) -> EmulatorResponse {
+        json(status, ["error": ["message": message, "type": type, "param": param as Any? ?? NSNull(), "code": code as Any? ?? NSNull()]])
+    }
+
+    private func anError(_ status: Int, _ type: String, _ message: String) -> EmulatorResponse {
+        json(status, ["type": "error", "error": ["type": type, "message": message], "request_id": "req_emulated"])
+    }
+
+    private func rfc3339(_ t: Double) -> String {
+        let f = ISO8601DateFormatter()
+        f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        return f.string(from: Date(timeIntervalSince1970: t))
+    }
+}
+
+extension BatchLifecycle.Phase {
+    /// Whether nothing more will happen to the batch.
+    var isTerminal: Bool { [.failed, .completed, .cancelled, .expired].contains(self) }
+}
+
+/// What the emulator has seen: every batch created, so tests can prove none was created twice.
+public struct EmulatorStats: Sendable, Codable, Equatable {
+    /// One created batch.
+    public struct Batch: Sendable, Codable, Equatable {
+        /// `openai` or `anthropic`.
+        public var provider: String
+        /// Provider batch id.
+        public var id: String
+        /// Provider status string now.
+        public var status: String
+        /// Number of requests.
+        public var requestCount: Int
+        /// OpenAI metadata (holds the idempotency tag); empty for Anthropic.
+        public var metadata: [String: String]
+        /// Digest of the sorted custom_ids joined by newlines.
+        public var customIDDigest: String
+    }
+    /// Batches in creation order.
+    public var batches: [Batch]
+}
