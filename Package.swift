@@ -11,6 +11,7 @@ let package = Package(
         .library(name: "HyperbatchJobs", targets: ["HyperbatchJobs"]),
         .library(name: "HyperbatchTestKit", targets: ["HyperbatchTestKit"]),
         .library(name: "HyperbatchEmulator", targets: ["HyperbatchEmulator"]),
+        .library(name: "HyperbatchProviders", targets: ["HyperbatchProviders"]),
         .executable(name: "hyperbatch", targets: ["HyperbatchCLI"]),
     ],
     dependencies: [
@@ -20,6 +21,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-async-algorithms", from: "1.1.4"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
     ],
     targets: [
         .target(
@@ -58,6 +61,31 @@ let package = Package(
         .testTarget(
             name: "HyperbatchEmulatorTests",
             dependencies: ["HyperbatchEmulator"],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "HyperbatchProviders",
+            dependencies: [
+                "HyperbatchJobs",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "HyperbatchProvidersTests",
+            dependencies: [
+                "HyperbatchProviders",
+                "HyperbatchJobs",
+                "HyperbatchTestKit",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: strict
         ),
         .executableTarget(

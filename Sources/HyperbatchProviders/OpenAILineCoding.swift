@@ -1,0 +1,79 @@
+import Foundation
+import HyperbatchJobs
+
+/// Encodes OpenAI batch input lines and decodes output/error-file lines.
+///
+/// Decoding parses a line with `JSONSerialization` and re-serializes only the response `body`; cost: one full parse
+/// plus one re-encode of the body per line (roughly 2–3× the line size in transient allocations, nothing retained).
+enum OpenAILineCoding {
+    /// Appends `{"custom_id":…,"method":"POST","url":…,"body":<raw>}\n` to `out`.
+    static func encode(_ line: ProviderRequestLine, into out: inout [UInt8]) {
+        out.append(contentsOf: #"{"custom_id":"#.utf8)
+        Wire.appendString(line.customID, to: &out)
+        out.append(contentsOf: #","method":"POST","url":"#.utf8)
+        Wire.appendString(line.endpoint, to: &out)
+        out.append(contentsOf: #","body":"#.utf8)
+        out.append(contentsOf: line.body)
+        out.append(contentsOf: "}\n".utf8)
+    }
+
+    /// The exact number of bytes ``encode(_:into:)`` appends, newline included.
+    static func encodedSize(_ line: ProviderRequestLine) -> Int {
+        #"{"custom_id":"#.utf8.count + Wire.stringLength(line.customID) + #","method":"POST","url":"#.utf8.count
+            + Wire.stringLength(line.endpoint) + #","body":"#.utf8.count + line.body.count + 2
+    }
+
+    /// Decodes one line of an output or error file.
+    ///
+    /// `response.status_code < 400` → `succeeded(body, usage)`; `>= 400` → `errored` from `response.body.error`;
+    /// no response and `error.code == "batch_expired"` → `expired`; `batch_cancelled` → `canceled`; any other
+    /// `error` → `errored`.
+    static func decodeResult(_ bytes: [UInt8], lineNumber: Int) throws -> ProviderResultLine {
+        guard let object = try? JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any] else {
+            throw ProviderResultDecodingError(line: lineNumber, reason: "not a JSON object")
+        }
+        guard let customID = object["custom_id"] as? String else {
+            throw ProviderResultDecodingError(line: lineNumber, reason: "no custom_id")
+        }
+        if let response = object["response"] as? [String: Any] {
+            let status = Wire.int(response["status_code"]) ?? 200
+            let body = response["body"]
+            if status >= 400 {
+                if let error = (body as? [String: Any])?["error"] as? [String: Any] {
+                    return ProviderResultLine(customID: customID, outcome: .errored(ProviderErrorDecoding.decode(object: error, status: status)))
+                }
+                return ProviderResultLine(
+                    customID: customID,
+                    outcome: .errored(ProviderError(status: status, type: ProviderErrorDecoding.fallbackType(status), message: "HTTP \(status)")))
+            }
+            guard let body else {
+                throw ProviderResultDecodingError(line: lineNumber, reason: "response without body")
+            }
+            let bytes: [UInt8]
+            do { bytes = try Wire.reencode(body) } catch {
+                throw ProviderResultDecodingError(line: lineNumber, reason: "body not serializable")
+            }
+            return ProviderResultLine(customID: customID, outcome: .succeeded(body: bytes, usage: usage(of: body)))
+        }
+        if let error = object["error"] as? [String: Any] {
+            switch error["code"] as? String {
+            case "batch_expired": return ProviderResultLine(customID: customID, outcome: .expired)
+            case "batch_cancelled", "batch_canceled": return ProviderResultLine(customID: customID, outcome: .canceled)
+            default:
+                var decoded = ProviderErrorDecoding.decode(object: error, status: nil)
+                if error["type"] == nil { decoded.type = "batch_error" }
+                return ProviderResultLine(customID: customID, outcome: .errored(decoded))
+            }
+        }
+        throw ProviderResultDecodingError(line: lineNumber, reason: "neither response nor error")
+    }
+
+    /// Usage from a body: chat/completions `prompt_tokens`/`completion_tokens`, or responses `input_tokens`/`output_tokens`.
+    static func usage(of body: Any) -> TokenUsage? {
+        guard let usage = (body as? [String: Any])?["usage"] as? [String: Any] else { return nil }
+        if let input = Wire.int(usage["prompt_tokens"]) ?? Wire.int(usage["input_tokens"]) {
+            return TokenUsage(inputTokens: input, outputTokens: Wire.int(usage["completion_tokens"]) ?? Wire.int(usage["output_tokens"]) ?? 0)
+        }
+        return nil
+    }
+}
