@@ -10,6 +10,8 @@ let package = Package(
         .library(name: "Hyperbatch", targets: ["Hyperbatch"]),
         .library(name: "HyperbatchJobs", targets: ["HyperbatchJobs"]),
         .library(name: "HyperbatchTestKit", targets: ["HyperbatchTestKit"]),
+        .library(name: "HyperbatchPostgres", targets: ["HyperbatchPostgres"]),
+        .library(name: "HyperbatchSQLite", targets: ["HyperbatchSQLite"]),
         .executable(name: "hyperbatch", targets: ["HyperbatchCLI"]),
     ],
     dependencies: [
@@ -19,6 +21,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-async-algorithms", from: "1.1.4"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
     ],
     targets: [
         .target(
@@ -42,6 +46,23 @@ let package = Package(
             swiftSettings: strict
         ),
         .target(
+            name: "HyperbatchPostgres",
+            dependencies: [
+                "Hyperbatch",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "HyperbatchSQLite",
+            dependencies: [
+                "Hyperbatch",
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ],
+            swiftSettings: strict
+        ),
+        .target(
             name: "HyperbatchTestKit",
             dependencies: [],
             swiftSettings: strict
@@ -51,6 +72,8 @@ let package = Package(
             dependencies: [
                 "Hyperbatch",
                 "HyperbatchJobs",
+                "HyperbatchPostgres",
+                "HyperbatchSQLite",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "AsyncAlgorithms", package: "swift-async-algorithms"),
                 .product(name: "Logging", package: "swift-log"),
@@ -67,6 +90,16 @@ let package = Package(
                 .product(name: "InMemoryLogging", package: "swift-log"),
                 .product(name: "ServiceLifecycleTestKit", package: "swift-service-lifecycle"),
             ],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "HyperbatchPostgresTests",
+            dependencies: ["HyperbatchPostgres", "Hyperbatch"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "HyperbatchSQLiteTests",
+            dependencies: ["HyperbatchSQLite", "Hyperbatch"],
             swiftSettings: strict
         ),
     ]
