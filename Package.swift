@@ -94,12 +94,16 @@ let package = Package(
         ),
         .testTarget(
             name: "HyperbatchPostgresTests",
-            dependencies: ["HyperbatchPostgres", "Hyperbatch"],
+            dependencies: [
+                "HyperbatchPostgres", "Hyperbatch",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: strict
         ),
         .testTarget(
             name: "HyperbatchSQLiteTests",
-            dependencies: ["HyperbatchSQLite", "Hyperbatch"],
+            dependencies: ["HyperbatchSQLite", "Hyperbatch", .product(name: "GRDB", package: "GRDB.swift")],
             swiftSettings: strict
         ),
     ]
