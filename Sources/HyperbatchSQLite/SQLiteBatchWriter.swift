@@ -92,10 +92,11 @@ public struct SQLiteBatchWriter<Row: Sendable>: Sendable {
         let indexed = Array(zip(table.columns, row))
         switch table.operation {
         case .insert, .upsert:
-            return try indexed.map { try convert($1, $0) }
+            return try indexed.map { pair in try convert(pair.1, pair.0) }
         case .update:
-            return try indexed.filter { !$0.0.isKey }.map { try convert($1, $0) }
-                + indexed.filter { $0.0.isKey }.map { try convert($1, $0) }
+            let values = try indexed.filter { !$0.0.isKey }.map { pair in try convert(pair.1, pair.0) }
+            let keys = try indexed.filter { $0.0.isKey }.map { pair in try convert(pair.1, pair.0) }
+            return values + keys
         }
     }
 
