@@ -112,37 +112,37 @@ public struct WriterTable<Row>: Sendable {
     }
 
     /// Adds an integer key column read through a key path.
-    public func key(_ name: String, _ type: WriterColumnType, _ path: KeyPath<Row, Int> & Sendable) -> Self {
+    public func key(_ name: String, _ type: WriterColumnType, _ path: any KeyPath<Row, Int> & Sendable) -> Self {
         key(name, type) { .int($0[keyPath: path]) }
     }
 
     /// Adds a string key column read through a key path.
-    public func key(_ name: String, _ type: WriterColumnType, _ path: KeyPath<Row, String> & Sendable) -> Self {
+    public func key(_ name: String, _ type: WriterColumnType, _ path: any KeyPath<Row, String> & Sendable) -> Self {
         key(name, type) { .text($0[keyPath: path]) }
     }
 
     /// Adds an integer column read through a key path.
-    public func column(_ name: String, _ type: WriterColumnType, _ path: KeyPath<Row, Int> & Sendable) -> Self {
+    public func column(_ name: String, _ type: WriterColumnType, _ path: any KeyPath<Row, Int> & Sendable) -> Self {
         column(name, type) { .int($0[keyPath: path]) }
     }
 
     /// Adds a double column read through a key path.
-    public func column(_ name: String, _ type: WriterColumnType, _ path: KeyPath<Row, Double> & Sendable) -> Self {
+    public func column(_ name: String, _ type: WriterColumnType, _ path: any KeyPath<Row, Double> & Sendable) -> Self {
         column(name, type) { .double($0[keyPath: path]) }
     }
 
     /// Adds a boolean column read through a key path.
-    public func column(_ name: String, _ type: WriterColumnType, _ path: KeyPath<Row, Bool> & Sendable) -> Self {
+    public func column(_ name: String, _ type: WriterColumnType, _ path: any KeyPath<Row, Bool> & Sendable) -> Self {
         column(name, type) { .bool($0[keyPath: path]) }
     }
 
     /// Adds a text or JSON column read through a key path.
-    public func column(_ name: String, _ type: WriterColumnType, _ path: KeyPath<Row, String> & Sendable) -> Self {
+    public func column(_ name: String, _ type: WriterColumnType, _ path: any KeyPath<Row, String> & Sendable) -> Self {
         column(name, type) { .text($0[keyPath: path]) }
     }
 
     /// Adds a timestamp column read through a key path.
-    public func column(_ name: String, _ type: WriterColumnType, _ path: KeyPath<Row, Date> & Sendable) -> Self {
+    public func column(_ name: String, _ type: WriterColumnType, _ path: any KeyPath<Row, Date> & Sendable) -> Self {
         column(name, type) { .date($0[keyPath: path]) }
     }
 
