@@ -27,10 +27,10 @@ public struct SQLiteBatchWriter<Row: Sendable>: Sendable {
     /// transaction itself cannot be opened or committed.
     public func write(_ rows: [Row]) async throws -> [Result<Void, any Error>] {
         guard !rows.isEmpty else { return [] }
+        let table = self.table
         let order = table.lockOrder(rows)
         let values: [[WriterValue]] = rows.map { row in table.columns.map { $0.value(row) } }
         let sql = self.sql
-        let table = self.table
         let outcome: [RowOutcome] = try await writer.write { db in
             let statement = try db.cachedStatement(sql: sql)
             func apply(_ slice: ArraySlice<Int>) throws {
