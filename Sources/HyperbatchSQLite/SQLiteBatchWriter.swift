@@ -32,10 +32,17 @@ public struct SQLiteBatchWriter<Row: Sendable>: Sendable {
         let values: [[WriterValue]] = rows.map { row in table.columns.map { $0.value(row) } }
         let sql = self.sql
         let outcome: [RowOutcome] = try await writer.write { db in
-            let statement = try db.cachedStatement(sql: sql)
+            var statement = try db.cachedStatement(sql: sql)
             func apply(_ slice: ArraySlice<Int>) throws {
                 for i in slice {
-                    try statement.execute(arguments: StatementArguments(try Self.arguments(values[i], table: table)))
+                    do {
+                        try statement.execute(arguments: StatementArguments(try Self.arguments(values[i], table: table)))
+                    } catch {
+                        // A statement whose last step failed reports that error again on its next reset:
+                        // continue with a fresh statement so the next row does not inherit the failure.
+                        statement = try db.makeStatement(sql: sql)
+                        throw error
+                    }
                 }
             }
             // Fast path: every row in this transaction under one savepoint.
