@@ -12,6 +12,8 @@ let package = Package(
         .library(name: "HyperbatchTestKit", targets: ["HyperbatchTestKit"]),
         .library(name: "HyperbatchEmulator", targets: ["HyperbatchEmulator"]),
         .library(name: "HyperbatchProviders", targets: ["HyperbatchProviders"]),
+        .library(name: "HyperbatchPostgres", targets: ["HyperbatchPostgres"]),
+        .library(name: "HyperbatchSQLite", targets: ["HyperbatchSQLite"]),
         .executable(name: "hyperbatch", targets: ["HyperbatchCLI"]),
     ],
     dependencies: [
@@ -23,6 +25,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
     ],
     targets: [
         .target(
@@ -42,6 +46,23 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "HyperbatchPostgres",
+            dependencies: [
+                "Hyperbatch",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "HyperbatchSQLite",
+            dependencies: [
+                "Hyperbatch",
+                .product(name: "GRDB", package: "GRDB.swift"),
             ],
             swiftSettings: strict
         ),
@@ -94,6 +115,8 @@ let package = Package(
                 "Hyperbatch",
                 "HyperbatchJobs",
                 "HyperbatchEmulator",
+                "HyperbatchPostgres",
+                "HyperbatchSQLite",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "AsyncAlgorithms", package: "swift-async-algorithms"),
                 .product(name: "Logging", package: "swift-log"),
@@ -110,6 +133,20 @@ let package = Package(
                 .product(name: "InMemoryLogging", package: "swift-log"),
                 .product(name: "ServiceLifecycleTestKit", package: "swift-service-lifecycle"),
             ],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "HyperbatchPostgresTests",
+            dependencies: [
+                "HyperbatchPostgres", "Hyperbatch",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "HyperbatchSQLiteTests",
+            dependencies: ["HyperbatchSQLite", "Hyperbatch", .product(name: "GRDB", package: "GRDB.swift")],
             swiftSettings: strict
         ),
     ]

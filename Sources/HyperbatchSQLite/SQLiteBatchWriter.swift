@@ -1,0 +1,134 @@
+import Foundation
+import GRDB
+import Hyperbatch
+
+/// Applies batches of rows to a SQLite table in ONE write transaction, one cached prepared statement executed per row
+/// (SQLite has no `UNNEST`; sharing one transaction is the win), and isolates failing rows by bisecting under
+/// savepoints so one bad row never rolls back its neighbours.
+public struct SQLiteBatchWriter<Row: Sendable>: Sendable {
+    /// The table description the SQL is rendered from.
+    public let table: WriterTable<Row>
+    private let writer: any DatabaseWriter
+    private let sql: String
+
+    /// A writer for `table` through `writer` (a `DatabaseQueue` or `DatabasePool`); throws if the table cannot be rendered.
+    public init(writer: any DatabaseWriter, table: WriterTable<Row>) throws {
+        self.writer = writer
+        self.table = table
+        self.sql = try Self.render(table)
+    }
+
+    /// The `Batcher` handler: applies one batch and returns one `Result` per row, in input order.
+    public func handler<Key: Sendable>() -> @Sendable (Key, [Row]) async throws -> [Result<Void, any Error>] {
+        { _, rows in try await self.write(rows) }
+    }
+
+    /// Applies `rows` in one transaction; returns one `Result` per row in input order. Throws only if the
+    /// transaction itself cannot be opened or committed.
+    public func write(_ rows: [Row]) async throws -> [Result<Void, any Error>] {
+        guard !rows.isEmpty else { return [] }
+        let table = self.table
+        let order = table.lockOrder(rows)
+        let values: [[WriterValue]] = rows.map { row in table.columns.map { $0.value(row) } }
+        let sql = self.sql
+        let outcome: [RowOutcome] = try await writer.write { db in
+            var statement = try db.cachedStatement(sql: sql)
+            func apply(_ slice: ArraySlice<Int>) throws {
+                for i in slice {
+                    do {
+                        try statement.execute(arguments: StatementArguments(try Self.arguments(values[i], table: table)))
+                    } catch {
+                        // A statement whose last step failed reports that error again on its next reset:
+                        // continue with a fresh statement so the next row does not inherit the failure.
+                        statement = try db.makeStatement(sql: sql)
+                        throw error
+                    }
+                }
+            }
+            // Fast path: every row in this transaction under one savepoint.
+            var failed = false
+            do {
+                try db.inSavepoint { try apply(order[...]); return .commit }
+            } catch {
+                failed = true
+            }
+            guard failed else { return Array(repeating: .ok, count: values.count) }
+            // Slow path: bisect; each attempt runs under its own savepoint and rolls back alone.
+            var results = [RowOutcome?](repeating: nil, count: values.count)
+            func bisect(_ slice: ArraySlice<Int>) {
+                guard !slice.isEmpty else { return }
+                do {
+                    try db.inSavepoint { try apply(slice); return .commit }
+                    for i in slice { results[i] = .ok }
+                } catch {
+                    if slice.count == 1 { results[slice.first!] = .failed(error); return }
+                    let mid = slice.startIndex + slice.count / 2
+                    bisect(slice[slice.startIndex..<mid])
+                    bisect(slice[mid..<slice.endIndex])
+                }
+            }
+            bisect(order[...])
+            return results.map { $0 ?? .failed(BatchWriterError.invalidTable("row not attempted")) }
+        }
+        return outcome.map {
+            switch $0 {
+            case .ok: .success(())
+            case let .failed(error): .failure(error)
+            }
+        }
+    }
+
+    private enum RowOutcome: Sendable {
+        case ok
+        case failed(any Error)
+    }
+
+    /// Arguments in the statement's placeholder order (UPDATE: values then keys; INSERT/UPSERT: columns).
+    private static func arguments(_ row: [WriterValue], table: WriterTable<Row>) throws -> [(any DatabaseValueConvertible)?] {
+        func convert(_ v: WriterValue, _ c: WriterColumn<Row>) throws -> any DatabaseValueConvertible {
+            switch (c.type, v) {
+            case let (.int, .int(x)): return x
+            case let (.double, .double(x)): return x
+            case let (.double, .int(x)): return Double(x)
+            case let (.bool, .bool(x)): return x
+            case let (.text, .text(x)), let (.jsonb, .text(x)): return x
+            case let (.timestamptz, .date(x)): return x
+            default: throw BatchWriterError.typeMismatch(column: c.name)
+            }
+        }
+        let indexed = Array(zip(table.columns, row))
+        switch table.operation {
+        case .insert, .upsert:
+            return try indexed.map { pair in try convert(pair.1, pair.0) }
+        case .update:
+            let values = try indexed.filter { !$0.0.isKey }.map { pair in try convert(pair.1, pair.0) }
+            let keys = try indexed.filter { $0.0.isKey }.map { pair in try convert(pair.1, pair.0) }
+            return values + keys
+        }
+    }
+
+    /// Renders the per-row statement for `table` (identifiers quoted, values only as `?` placeholders).
+    public static func render(_ table: WriterTable<Row>) throws -> String {
+        let q = WriterTable<Row>.quote
+        guard !table.columns.isEmpty else { throw BatchWriterError.invalidTable("no columns") }
+        let keys = table.keyColumns
+        let others = table.valueColumns
+        if table.operation != .insert, keys.isEmpty { throw BatchWriterError.invalidTable("update/upsert needs a key column") }
+        if table.operation == .update, others.isEmpty { throw BatchWriterError.invalidTable("update needs a non-key column") }
+        switch table.operation {
+        case .insert, .upsert:
+            var s = "INSERT INTO \(q(table.name)) (\(table.columns.map { q($0.name) }.joined(separator: ", "))) VALUES ("
+                + table.columns.map { _ in "?" }.joined(separator: ", ") + ")"
+            if table.operation == .upsert {
+                s += " ON CONFLICT (\(keys.map { q($0.name) }.joined(separator: ", "))) "
+                s += others.isEmpty
+                    ? "DO NOTHING"
+                    : "DO UPDATE SET " + others.map { "\(q($0.name)) = excluded.\(q($0.name))" }.joined(separator: ", ")
+            }
+            return s
+        case .update:
+            return "UPDATE \(q(table.name)) SET " + others.map { "\(q($0.name)) = ?" }.joined(separator: ", ")
+                + " WHERE " + keys.map { "\(q($0.name)) = ?" }.joined(separator: " AND ")
+        }
+    }
+}
