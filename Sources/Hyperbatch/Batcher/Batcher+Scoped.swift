@@ -5,11 +5,12 @@ extension ClockedBatcher {
     /// answered) and returns `body`'s result. For scripts and tests; services run the batcher in a `ServiceGroup`.
     @inlinable public static func withBatcher<R: Sendable>(
         configuration: BatchConfiguration = .init(), clock: C, weigh: (@Sendable (Input) -> Int)? = nil,
-        logger: Logger = Logger(label: "hyperbatch.batcher"), handler: @escaping Handler,
-        _ body: (ClockedBatcher) async throws -> R
+        logger: Logger = Logger(label: "hyperbatch.batcher"), failurePolicy: FailurePolicy? = nil,
+        handler: @escaping Handler, _ body: (ClockedBatcher) async throws -> R
     ) async throws -> R {
         let batcher = try ClockedBatcher(
-            configuration: configuration, clock: clock, weigh: weigh, logger: logger, handler: handler)
+            configuration: configuration, clock: clock, weigh: weigh, logger: logger, failurePolicy: failurePolicy,
+            handler: handler)
         return try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await batcher.run() }
             let result: Result<R, any Error>
@@ -52,9 +53,12 @@ extension ClockedBatcher where C == ContinuousClock {
     /// Creates a batcher on the continuous clock.
     @inlinable public convenience init(
         configuration: BatchConfiguration = .init(), weigh: (@Sendable (Input) -> Int)? = nil,
-        logger: Logger = Logger(label: "hyperbatch.batcher"), handler: @escaping Handler
+        logger: Logger = Logger(label: "hyperbatch.batcher"), failurePolicy: FailurePolicy? = nil,
+        handler: @escaping Handler
     ) throws(BatcherError) {
-        try self.init(configuration: configuration, clock: ContinuousClock(), weigh: weigh, logger: logger, handler: handler)
+        try self.init(
+            configuration: configuration, clock: ContinuousClock(), weigh: weigh, logger: logger,
+            failurePolicy: failurePolicy, handler: handler)
     }
 
     /// Creates a batcher on the continuous clock whose handler returns one output per input (all or nothing).
@@ -71,11 +75,12 @@ extension ClockedBatcher where C == ContinuousClock {
     /// ``withBatcher(configuration:clock:weigh:logger:handler:_:)`` on the continuous clock.
     @inlinable public static func withBatcher<R: Sendable>(
         configuration: BatchConfiguration = .init(), weigh: (@Sendable (Input) -> Int)? = nil,
-        logger: Logger = Logger(label: "hyperbatch.batcher"), handler: @escaping Handler,
-        _ body: (ClockedBatcher) async throws -> R
+        logger: Logger = Logger(label: "hyperbatch.batcher"), failurePolicy: FailurePolicy? = nil,
+        handler: @escaping Handler, _ body: (ClockedBatcher) async throws -> R
     ) async throws -> R {
         try await withBatcher(
-            configuration: configuration, clock: ContinuousClock(), weigh: weigh, logger: logger, handler: handler, body)
+            configuration: configuration, clock: ContinuousClock(), weigh: weigh, logger: logger,
+            failurePolicy: failurePolicy, handler: handler, body)
     }
 
     /// ``withBatcher(configuration:clock:weigh:logger:allOrNothing:_:)`` on the continuous clock.

@@ -1,0 +1,39 @@
+import HyperbatchTestKit
+import Synchronization
+import Testing
+
+@testable import Hyperbatch
+
+@Suite(.timeLimit(.minutes(1))) struct BatcherFailureTests {
+    typealias TestBatcher = ClockedBatcher<String, Int, Int, ManualClock>
+
+    @Test func aPoisonItemFailsAloneInTheBatcher() async throws {
+        let log = CallLog()
+        let sink = InMemoryDeadLetterSink()
+        let results = try await TestBatcher.withBatcher(
+            configuration: BatchConfiguration(maxBatchSize: 64, maxWait: .milliseconds(10), flushPolicy: .fillOrWait),
+            clock: ManualClock(), failurePolicy: FailurePolicy(deadLetters: sink),
+            handler: poisonHandler([42], log: log)
+        ) { batcher in
+            await batcher.submit(contentsOf: Array(0..<64), key: "k")
+        }
+        for (i, result) in results.enumerated() {
+            #expect(result.isSuccess == (i != 42))
+        }
+        #expect(results[42].failure as? PoisonError == PoisonError(item: 42))
+        #expect(log.count == 2 * 6 + 1)
+        #expect(sink.deadLetters.map(\.input) == ["42"])
+    }
+
+    @Test func withoutAPolicyAThrowFailsTheWholeBatch() async throws {
+        let log = CallLog()
+        let results = try await TestBatcher.withBatcher(
+            configuration: BatchConfiguration(maxBatchSize: 8, maxWait: .milliseconds(10), flushPolicy: .fillOrWait),
+            clock: ManualClock(), handler: poisonHandler([3], log: log)
+        ) { batcher in
+            await batcher.submit(contentsOf: Array(0..<8), key: "k")
+        }
+        #expect(results.allSatisfy { !$0.isSuccess })
+        #expect(log.count == 1)
+    }
+}
