@@ -233,3 +233,28 @@ import Testing
         #expect(sink.droppedCount == 3)
     }
 }
+
+@Suite(.timeLimit(.minutes(1))) struct BisectionFanoutTests {
+    @Test(arguments: [true, false]) func fourWaySplitIsolatesOnePoisonIn256WithinSeventeenCalls(concurrent: Bool) async {
+        let log = CallLog()
+        var policy = FailurePolicy(retry: .none, concurrentBisection: concurrent)
+        policy.bisectionFanout = 4
+        let executor = BatchExecutor<String, Int, Int, ManualClock>(
+            policy: policy, clock: ManualClock(), handler: poisonHandler([200], log: log))
+        let results = await executor.execute(key: "k", inputs: Array(0..<256))
+        #expect(log.count == 1 + 4 * 4)
+        #expect(executor.statistics.bisections == 4)
+        for (i, result) in results.enumerated() { #expect(result.isSuccess == (i != 200)) }
+    }
+
+    @Test func unevenSplitsCoverEveryItemOnce() async {
+        let log = CallLog()
+        var policy = FailurePolicy(retry: .none)
+        policy.bisectionFanout = 3
+        let executor = BatchExecutor<String, Int, Int, ManualClock>(
+            policy: policy, clock: ManualClock(), handler: poisonHandler([0, 9], log: log))
+        let results = await executor.execute(key: "k", inputs: Array(0..<10))
+        #expect(results.map(\.isSuccess) == (0..<10).map { $0 != 0 && $0 != 9 })
+        #expect(log.all.filter { $0.count == 1 }.flatMap { $0 }.contains(0))
+    }
+}

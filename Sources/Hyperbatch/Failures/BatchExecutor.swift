@@ -245,17 +245,22 @@ where C.Duration == Duration {
             if kind == .poison, entries.count > 1, policy.bisect {
                 state.withLock { $0.statistics.bisections += 1 }
                 metrics.key(key.metricsLabel).bisections.increment()
-                let mid = entries.count / 2
-                let (leftInputs, rightInputs) = (Array(inputs[..<mid]), Array(inputs[mid...]))
-                let (leftEntries, rightEntries) = (Array(entries[..<mid]), Array(entries[mid...]))
+                let parts = min(max(2, policy.bisectionFanout), entries.count)
+                let bounds = (0...parts).map { $0 * entries.count / parts }
+                let pieces = (0..<parts).map { p in
+                    (Array(inputs[bounds[p]..<bounds[p + 1]]), Array(entries[bounds[p]..<bounds[p + 1]]))
+                }
                 if policy.concurrentBisection {
-                    async let left = run(key: key, inputs: leftInputs, entries: leftEntries)
-                    let right = await run(key: key, inputs: rightInputs, entries: rightEntries)
-                    partial.merge(await left)
-                    partial.merge(right)
+                    await withTaskGroup(of: Partial.self) { group in
+                        for (pieceInputs, pieceEntries) in pieces {
+                            group.addTask { await self.run(key: key, inputs: pieceInputs, entries: pieceEntries) }
+                        }
+                        for await piece in group { partial.merge(piece) }
+                    }
                 } else {
-                    partial.merge(await run(key: key, inputs: leftInputs, entries: leftEntries))
-                    partial.merge(await run(key: key, inputs: rightInputs, entries: rightEntries))
+                    for (pieceInputs, pieceEntries) in pieces {
+                        partial.merge(await run(key: key, inputs: pieceInputs, entries: pieceEntries))
+                    }
                 }
                 return partial
             }

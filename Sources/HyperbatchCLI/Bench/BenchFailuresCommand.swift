@@ -18,7 +18,9 @@ struct BenchFailuresCommand: AsyncParsableCommand {
     @Option(help: "Items per batch.") var batchSize: Int = 256
     @Option(help: "Fixed handler cost per call, µs.") var callMicroseconds: Int = 50
     @Option(help: "Handler cost per item, µs.") var itemMicroseconds: Int = 1
-    @Flag(help: "Run the two halves of a bisected batch one after the other.") var sequentialBisection = false
+    @Flag(help: "Run the parts of a split batch one after the other.") var sequentialBisection = false
+    @Option(help: "Parts a poison batch is split into (2 = bisect).") var fanout: Int = 2
+    @Flag(help: "The handler sleeps its cost (a remote call) instead of spinning (CPU work).") var sleep = false
     @Flag(help: "Print one JSON object.") var json = false
 
     struct CaseFigures: Encodable {
@@ -32,21 +34,23 @@ struct BenchFailuresCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        guard poison >= 0, poison < batchSize, batches > 0 else {
-            throw ValidationError("need 0 <= poison < batch-size and batches > 0")
+        guard poison >= 0, poison < batchSize, batches > 0, fanout >= 2 else {
+            throw ValidationError("need 0 <= poison < batch-size, batches > 0 and fanout >= 2")
         }
         let inputs = Self.makeBatches(batches: batches, size: batchSize, poison: poison)
         let cost = (call: Duration.microseconds(callMicroseconds), item: Duration.microseconds(itemMicroseconds))
         let cleanInputs = inputs.map { $0.map { abs($0) } }
         let clean = await bisect(name: "clean", inputs: cleanInputs, cost: cost)
         let poisoned = await bisect(name: "bisect", inputs: inputs, cost: cost)
-        let linear = await Self.linear(inputs: inputs, cost: cost)
+        let linear = await Self.linear(inputs: inputs, cost: cost, sleep: sleep)
         let vsClean = (poisoned.items_per_second / clean.items_per_second * 1000).rounded() / 1000
         let vsLinear = (poisoned.items_per_second / linear.items_per_second * 100).rounded() / 100
         if json {
             struct Report: Encodable {
                 var batch_size, batches, poison_per_batch: Int
                 var concurrent_bisection: Bool
+                var fanout: Int
+                var handler: String
                 var clean, bisect, linear: CaseFigures
                 var poison_vs_clean, poison_vs_linear: Double
             }
@@ -54,7 +58,7 @@ struct BenchFailuresCommand: AsyncParsableCommand {
             encoder.outputFormatting = [.sortedKeys]
             let report = Report(
                 batch_size: batchSize, batches: batches, poison_per_batch: poison,
-                concurrent_bisection: !sequentialBisection, clean: clean, bisect: poisoned, linear: linear,
+                concurrent_bisection: !sequentialBisection, fanout: fanout, handler: sleep ? "sleep" : "spin", clean: clean, bisect: poisoned, linear: linear,
                 poison_vs_clean: vsClean, poison_vs_linear: vsLinear)
             print(String(decoding: try encoder.encode(report), as: UTF8.self))
         } else {
@@ -80,10 +84,16 @@ struct BenchFailuresCommand: AsyncParsableCommand {
     }
 
     /// Spins for the handler's cost and throws when any input is poison (negative).
-    static func handle(_ inputs: [Int], cost: (call: Duration, item: Duration)) throws -> [Result<Int, any Error>] {
+    static func handle(_ inputs: [Int], cost: (call: Duration, item: Duration), sleep: Bool) async throws -> [Result<
+        Int, any Error
+    >] {
         let clock = ContinuousClock()
         let end = clock.now.advanced(by: cost.call + cost.item * inputs.count)
-        while clock.now < end {}
+        if sleep {
+            try await clock.sleep(until: end, tolerance: nil)
+        } else {
+            while clock.now < end {}
+        }
         if let bad = inputs.first(where: { $0 < 0 }) { throw PoisonItem(id: bad) }
         return inputs.map { .success($0) }
     }
@@ -93,8 +103,10 @@ struct BenchFailuresCommand: AsyncParsableCommand {
     func bisect(name: String, inputs: [[Int]], cost: (call: Duration, item: Duration)) async -> CaseFigures {
         var policy = FailurePolicy(retry: .none)
         policy.concurrentBisection = !sequentialBisection
+        policy.bisectionFanout = fanout
+        let sleep = sleep
         let executor = BatchExecutor<String, Int, Int, ContinuousClock>(policy: policy, clock: ContinuousClock()) {
-            _, batch in try Self.handle(batch, cost: cost)
+            _, batch in try await Self.handle(batch, cost: cost, sleep: sleep)
         }
         let clock = ContinuousClock()
         let start = clock.now
@@ -110,7 +122,7 @@ struct BenchFailuresCommand: AsyncParsableCommand {
     }
 
     /// One call per batch; when it throws, one call per item (tower-batch's fallback).
-    static func linear(inputs: [[Int]], cost: (call: Duration, item: Duration)) async -> CaseFigures {
+    static func linear(inputs: [[Int]], cost: (call: Duration, item: Duration), sleep: Bool) async -> CaseFigures {
         let clock = ContinuousClock()
         let start = clock.now
         var calls = 0
@@ -118,11 +130,11 @@ struct BenchFailuresCommand: AsyncParsableCommand {
         for batch in inputs {
             calls += 1
             do {
-                _ = try handle(batch, cost: cost)
+                _ = try await handle(batch, cost: cost, sleep: sleep)
             } catch {
                 for item in batch {
                     calls += 1
-                    do { _ = try handle([item], cost: cost) } catch { failed += 1 }
+                    do { _ = try await handle([item], cost: cost, sleep: sleep) } catch { failed += 1 }
                 }
             }
             await Task.yield()
