@@ -16,6 +16,7 @@ import Testing
         let sink = InMemoryDeadLetterSink()
         var configuration = BatchConfiguration(maxBatchSize: 16, maxWait: .milliseconds(10), flushPolicy: .fillOrWait)
         configuration.adaptiveBatchSize = .init()
+        configuration.learnsHandlerLatency = true
         let log = CallLog()
         let retried = CallLog()
         try await withMetricsFactory(metrics) {
@@ -61,6 +62,7 @@ import Testing
         #expect(try metrics.expectTimer("hyperbatch_handler_duration", d).values.count == 2)
         #expect(try metrics.expectGauge("hyperbatch_pending", d).lastValue == 0)
         #expect(try metrics.expectGauge("hyperbatch_batch_size_limit", d).values.count == 2)
+        #expect(try metrics.expectGauge("hyperbatch_predicted_latency_seconds", d).lastValue == 0)  // manual clock
     }
 
     @Test func breakerStateGaugeAndUnhealthyKey() async throws {

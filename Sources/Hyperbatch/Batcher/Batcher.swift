@@ -348,10 +348,14 @@ where C.Duration == Duration {
         let handlerDuration = started.duration(to: now)
         var pending = 0
         var limit = 0
+        var predicted: Duration? = nil
         let (waiters, next, effects) = state.withLock { state -> ([Waiter?], Machine.Batch?, Effects) in
             let adapted = Self.adapt(&state, batch: batch, failed: failed, latency: handlerDuration, now: now)
             pending = state.machine.pendingCount(key: batch.key)
             limit = state.machine.batchSizeLimit(key: batch.key)
+            if state.machine.configuration.learnsHandlerLatency {
+                predicted = state.adaptation[batch.key]?.latency.predict(weight: batch.weight)
+            }
             var (waiters, actions) = state.machine.batchFinished(key: batch.key, batchID: batch.id, now: now)
             if let adapted {
                 actions.dispatch.append(contentsOf: adapted.dispatch)
@@ -369,7 +373,8 @@ where C.Duration == Duration {
         metrics.batchFinished(
             label: batch.key.metricsLabel, reason: batch.reason, size: batch.inputs.count, weight: batch.weight,
             failed: failed, queueTimes: batch.enqueuedAt.map { $0.duration(to: started) }, handlerDuration: handlerDuration,
-            latencies: batch.enqueuedAt.map { $0.duration(to: now) }, pending: pending, batchSizeLimit: limit)
+            latencies: batch.enqueuedAt.map { $0.duration(to: now) }, pending: pending, batchSizeLimit: limit,
+            predictedLatency: predicted)
         return next
     }
 

@@ -39,6 +39,8 @@ public enum HyperbatchMetricNames {
     public static let pending = "hyperbatch_pending"
     /// Gauge: the key's current batch-size limit.
     public static let batchSizeLimit = "hyperbatch_batch_size_limit"
+    /// Gauge: handler latency in seconds the key's fit predicts for its last batch's weight (`learnsHandlerLatency`).
+    public static let predictedLatency = "hyperbatch_predicted_latency_seconds"
 }
 
 /// Metric objects per key label, created once from the factory current when the batcher was made.
@@ -49,7 +51,7 @@ public enum HyperbatchMetricNames {
         let batchErrors: Mutex<[BatchFailureKind: Counter]>
         let batchSize, batchWeight: Recorder
         let queueTime, latency, handlerDuration: Timer
-        let breakerState, pending, batchSizeLimit: Gauge
+        let breakerState, pending, batchSizeLimit, predictedLatency: Gauge
         let label: String
         let factory: any MetricsFactory
 
@@ -75,6 +77,7 @@ public enum HyperbatchMetricNames {
             breakerState = Gauge(label: N.breakerState, dimensions: d, factory: factory)
             pending = Gauge(label: N.pending, dimensions: d, factory: factory)
             batchSizeLimit = Gauge(label: N.batchSizeLimit, dimensions: d, factory: factory)
+            predictedLatency = Gauge(label: N.predictedLatency, dimensions: d, factory: factory)
         }
 
         func flushed(_ reason: FlushReason) {
@@ -124,7 +127,8 @@ public enum HyperbatchMetricNames {
     /// Records a finished batch of the batcher.
     @usableFromInline func batchFinished(
         label: String, reason: FlushReason, size: Int, weight: Int, failed: Int, queueTimes: [Duration],
-        handlerDuration: Duration, latencies: [Duration], pending: Int, batchSizeLimit: Int
+        handlerDuration: Duration, latencies: [Duration], pending: Int, batchSizeLimit: Int,
+        predictedLatency: Duration? = nil
     ) {
         let m = key(label)
         m.batches.increment()
@@ -138,6 +142,7 @@ public enum HyperbatchMetricNames {
         m.handlerDuration.recordNanoseconds(handlerDuration.nanoseconds)
         m.pending.record(pending)
         m.batchSizeLimit.record(batchSizeLimit)
+        if let predictedLatency { m.predictedLatency.record(predictedLatency.inSeconds) }
     }
 }
 
