@@ -36,4 +36,19 @@ import Testing
         #expect(results.allSatisfy { !$0.isSuccess })
         #expect(log.count == 1)
     }
+
+    @Test func allOrNothingHandlerWithAPolicyIsolatesThePoisonItem() async throws {
+        let results = try await TestBatcher.withBatcher(
+            configuration: BatchConfiguration(maxBatchSize: 32, maxWait: .milliseconds(10), flushPolicy: .fillOrWait),
+            clock: ManualClock(), failurePolicy: FailurePolicy(),
+            allOrNothing: { _, inputs in
+                if inputs.contains(7) { throw PoisonError(item: 7) }
+                return inputs.map { $0 + 1 }
+            }
+        ) { batcher in
+            await batcher.submit(contentsOf: Array(0..<32), key: "k")
+        }
+        #expect(results.map(\.isSuccess) == (0..<32).map { $0 != 7 })
+        #expect(try results[8].get() == 9)
+    }
 }
