@@ -107,6 +107,10 @@ where C.Duration == Duration {
             state.statistics.batches += 1
             guard let configuration = policy.circuitBreaker else { return .allow }
             let now = clock.now
+            if state.breakers.count >= 4096, state.breakers[key] == nil {
+                // Bound memory when keys are many: forget breakers with nothing to remember.
+                state.breakers = state.breakers.filter { $0.value.state != .closed || $0.value.consecutiveFailures > 0 }
+            }
             let permission = state.breakers[key, default: CircuitBreaker(configuration: configuration)].acquire(now: now)
             if permission == .reject { state.statistics.circuitRejections += 1 }
             return permission
