@@ -31,7 +31,12 @@ struct BenchFailuresCommand: AsyncParsableCommand {
         var handler_calls: Int
         var extra_calls_per_batch: Double
         var failed_items: Int
+        /// Handler cost summed over every call (µs per batch): what one core spends, independent of machine load.
+        var handler_us_per_batch: Double
     }
+
+    /// Handler cost (µs) summed over calls since the last reset.
+    static let handlerMicroseconds = Atomic<Int>(0)
 
     func run() async throws {
         guard poison >= 0, poison < batchSize, batches > 0, fanout >= 2 else {
@@ -53,19 +58,24 @@ struct BenchFailuresCommand: AsyncParsableCommand {
                 var handler: String
                 var clean, bisect, linear: CaseFigures
                 var poison_vs_clean, poison_vs_linear: Double
+                /// The same ratios from summed handler cost (one core, no load noise).
+                var handler_cost_poison_vs_clean, handler_cost_poison_vs_linear: Double
             }
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys]
             let report = Report(
                 batch_size: batchSize, batches: batches, poison_per_batch: poison,
                 concurrent_bisection: !sequentialBisection, fanout: fanout, handler: sleep ? "sleep" : "spin", clean: clean, bisect: poisoned, linear: linear,
-                poison_vs_clean: vsClean, poison_vs_linear: vsLinear)
+                poison_vs_clean: vsClean, poison_vs_linear: vsLinear,
+                handler_cost_poison_vs_clean: (clean.handler_us_per_batch / poisoned.handler_us_per_batch * 1000).rounded() / 1000,
+                handler_cost_poison_vs_linear: (linear.handler_us_per_batch / poisoned.handler_us_per_batch * 100).rounded() / 100)
             print(String(decoding: try encoder.encode(report), as: UTF8.self))
         } else {
             for f in [clean, poisoned, linear] {
                 print(String(
-                    format: "%-7@ %10.0f items/s  %6d calls  %6.1f extra calls/batch  %5d failed items",
-                    f.name as NSString, f.items_per_second, f.handler_calls, f.extra_calls_per_batch, f.failed_items))
+                    format: "%-7@ %10.0f items/s  %6d calls  %6.1f extra calls/batch  %5d failed items  %8.1f handler µs/batch",
+                    f.name as NSString, f.items_per_second, f.handler_calls, f.extra_calls_per_batch, f.failed_items,
+                    f.handler_us_per_batch))
             }
             print("poison_vs_clean: \(vsClean)  poison_vs_linear: \(vsLinear)")
         }
@@ -88,7 +98,9 @@ struct BenchFailuresCommand: AsyncParsableCommand {
         Int, any Error
     >] {
         let clock = ContinuousClock()
-        let end = clock.now.advanced(by: cost.call + cost.item * inputs.count)
+        let total = cost.call + cost.item * inputs.count
+        handlerMicroseconds.add(Int(total.components.seconds * 1_000_000 + total.components.attoseconds / 1_000_000_000_000), ordering: .relaxed)
+        let end = clock.now.advanced(by: total)
         if sleep {
             try await clock.sleep(until: end, tolerance: nil)
         } else {
@@ -109,6 +121,7 @@ struct BenchFailuresCommand: AsyncParsableCommand {
             _, batch in try await Self.handle(batch, cost: cost, sleep: sleep)
         }
         let clock = ContinuousClock()
+        Self.handlerMicroseconds.store(0, ordering: .relaxed)
         let start = clock.now
         var failed = 0
         for batch in inputs {
@@ -124,6 +137,7 @@ struct BenchFailuresCommand: AsyncParsableCommand {
     /// One call per batch; when it throws, one call per item (tower-batch's fallback).
     static func linear(inputs: [[Int]], cost: (call: Duration, item: Duration), sleep: Bool) async -> CaseFigures {
         let clock = ContinuousClock()
+        handlerMicroseconds.store(0, ordering: .relaxed)
         let start = clock.now
         var calls = 0
         var failed = 0
@@ -149,7 +163,8 @@ struct BenchFailuresCommand: AsyncParsableCommand {
             name: name, items: items, seconds: (seconds * 1e4).rounded() / 1e4,
             items_per_second: (Double(items) / seconds).rounded(), handler_calls: calls,
             extra_calls_per_batch: (Double(calls - inputs.count) / Double(inputs.count) * 10).rounded() / 10,
-            failed_items: failed)
+            failed_items: failed,
+            handler_us_per_batch: (Double(handlerMicroseconds.load(ordering: .relaxed)) / Double(inputs.count) * 10).rounded() / 10)
     }
 }
 
