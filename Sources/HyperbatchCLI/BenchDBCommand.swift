@@ -117,6 +117,7 @@ struct BenchDBCommand: AsyncParsableCommand {
     }
 }
 
+
 protocol DBBackend: Sendable {
     func run<T: Sendable>(_ body: @escaping @Sendable (Self) async throws -> T) async throws -> T
     func reset(rows: Int) async throws
