@@ -258,3 +258,29 @@ import Testing
         #expect(log.all.filter { $0.count == 1 }.flatMap { $0 }.contains(0))
     }
 }
+
+@Suite(.timeLimit(.minutes(1))) struct SplitCallBoundTests {
+    @Test func anOutageOfPoisonErrorsIsBoundedBySplitCalls() async {
+        let log = CallLog()
+        var policy = FailurePolicy(retry: .none)
+        policy.maxSplitCallsPerBatch = 20
+        let executor = BatchExecutor<String, Int, Int, ManualClock>(policy: policy, clock: ManualClock()) { _, inputs in
+            log.record(inputs)
+            throw PoisonError(item: inputs[0])
+        }
+        let results = await executor.execute(key: "k", inputs: Array(0..<256))
+        #expect(log.count == 1 + 20)  // without the bound: 511
+        #expect(results.allSatisfy { $0.failure is PoisonError })
+    }
+
+    @Test func theBoundLeavesOnePoisonIn256Alone() async {
+        let log = CallLog()
+        var policy = FailurePolicy(retry: .none)
+        policy.maxSplitCallsPerBatch = 16
+        let executor = BatchExecutor<String, Int, Int, ManualClock>(
+            policy: policy, clock: ManualClock(), handler: poisonHandler([77], log: log))
+        let results = await executor.execute(key: "k", inputs: Array(0..<256))
+        #expect(log.count == 17)
+        #expect(results.map(\.isSuccess) == (0..<256).map { $0 != 77 })
+    }
+}

@@ -132,7 +132,7 @@ where C.Duration == Duration {
             }
         } else {
             let entries = inputs.indices.map { Entry(index: $0, deadline: deadlines?[$0]) }
-            partial = await run(key: key, inputs: inputs, entries: entries)
+            partial = await run(key: key, inputs: inputs, entries: entries, splitCalls: SplitCalls())
             if policy.circuitBreaker != nil {
                 let outcome: CircuitBreaker<C.Instant>.Outcome =
                     partial.cancelled ? .neutral
@@ -163,7 +163,12 @@ where C.Duration == Duration {
     }
 
     /// Runs part of a batch: retries while transient, bisects when poison.
-    func run(key: Key, inputs: [Input], entries: [Entry]) async -> Partial {
+    /// Handler calls made by splits of one batch, shared by its parts (for `maxSplitCallsPerBatch`).
+    final class SplitCalls: Sendable {
+        let count = Atomic<Int>(0)
+    }
+
+    func run(key: Key, inputs: [Input], entries: [Entry], splitCalls: SplitCalls) async -> Partial {
         var inputs = inputs
         var entries = entries
         var partial = Partial()
@@ -246,7 +251,7 @@ where C.Duration == Duration {
                     kind = .fatal
                 }
             }
-            if kind == .poison, entries.count > 1, policy.bisect {
+            if kind == .poison, entries.count > 1, policy.bisect, splitAllowed(entries.count, splitCalls) {
                 state.withLock { $0.statistics.bisections += 1 }
                 metrics.key(key.metricsLabel).bisections.increment()
                 let parts = min(max(2, policy.bisectionFanout), entries.count)
@@ -257,13 +262,16 @@ where C.Duration == Duration {
                 if policy.concurrentBisection {
                     await withTaskGroup(of: Partial.self) { group in
                         for (pieceInputs, pieceEntries) in pieces {
-                            group.addTask { await self.run(key: key, inputs: pieceInputs, entries: pieceEntries) }
+                            group.addTask {
+                                await self.run(key: key, inputs: pieceInputs, entries: pieceEntries, splitCalls: splitCalls)
+                            }
                         }
                         for await piece in group { partial.merge(piece) }
                     }
                 } else {
                     for (pieceInputs, pieceEntries) in pieces {
-                        partial.merge(await run(key: key, inputs: pieceInputs, entries: pieceEntries))
+                        partial.merge(
+                            await run(key: key, inputs: pieceInputs, entries: pieceEntries, splitCalls: splitCalls))
                     }
                 }
                 return partial
@@ -274,6 +282,16 @@ where C.Duration == Duration {
                  into: &partial)
             return partial
         }
+    }
+
+    /// Whether splitting a part of `count` items stays within `maxSplitCallsPerBatch` (reserving its calls if so).
+    private func splitAllowed(_ count: Int, _ splitCalls: SplitCalls) -> Bool {
+        guard let limit = policy.maxSplitCallsPerBatch else { return true }
+        let parts = min(max(2, policy.bisectionFanout), count)
+        let after = splitCalls.count.add(parts, ordering: .relaxed).newValue
+        if after <= limit { return true }
+        splitCalls.count.subtract(parts, ordering: .relaxed)
+        return false
     }
 
     /// The classifier's verdict, for dead letters of a batch given up as fatal after transient retries.

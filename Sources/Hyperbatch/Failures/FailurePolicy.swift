@@ -19,6 +19,10 @@ public struct FailurePolicy: Sendable {
     /// `1 + fanout·log_fanout(n)` calls: 17 for n = 256 with fanout 2 or 4; a wider split has fewer rounds, so with
     /// concurrent parts a remote handler isolates the item sooner.
     public var bisectionFanout: Int = 2
+    /// Most handler calls splits may make for one batch; a part that would exceed it fails whole with its error.
+    /// Bounds the cost when a downstream outage throws errors the classifier calls poison (every part fails, so a
+    /// batch of n would otherwise cost 2n - 1 calls). nil (the default): no bound.
+    public var maxSplitCallsPerBatch: Int? = nil
     /// A per-key circuit breaker; nil for none.
     public var circuitBreaker: CircuitBreakerConfiguration? = nil
     /// Where finally failed items go; nil to drop them (their callers still get the error).
