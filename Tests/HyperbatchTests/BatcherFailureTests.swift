@@ -51,4 +51,28 @@ import Testing
         #expect(results.map(\.isSuccess) == (0..<32).map { $0 != 7 })
         #expect(try results[8].get() == 9)
     }
+
+    @Test func aTransientBatchRetriesOnTheBatchersClock() async throws {
+        let clock = ManualClock()
+        let log = CallLog()
+        let retry = RetryPolicy(maxAttempts: 3, initialBackoff: .milliseconds(100), random: { 1 })
+        let value = try await TestBatcher.withBatcher(
+            configuration: BatchConfiguration(maxBatchSize: 8, maxWait: .seconds(3600), flushPolicy: .eager),
+            clock: clock, failurePolicy: FailurePolicy(retry: retry),
+            handler: { _, inputs in
+                log.record(inputs)
+                if log.count == 1 { throw FlakyError() }
+                return inputs.map { .success($0 * 2) }
+            }
+        ) { batcher in
+            async let result = batcher.submit(21, key: "k")
+            var wake = await clock.nextSleep()
+            while wake != ManualClock.Instant(offset: .milliseconds(100)) { wake = await clock.nextSleep() }
+            #expect(log.count == 1)
+            clock.advance(to: wake)
+            return try await result
+        }
+        #expect(value == 42)
+        #expect(log.count == 2)
+    }
 }
