@@ -117,12 +117,6 @@ struct BenchDBCommand: AsyncParsableCommand {
     }
 }
 
-extension Duration {
-    fileprivate var seconds: Double {
-        let c = components
-        return Double(c.seconds) + Double(c.attoseconds) / 1e18
-    }
-}
 
 protocol DBBackend: Sendable {
     func run<T: Sendable>(_ body: @escaping @Sendable (Self) async throws -> T) async throws -> T
