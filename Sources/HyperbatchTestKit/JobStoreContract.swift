@@ -306,6 +306,26 @@ public enum JobStoreContract {
             let final = try await store.requestCounts(job: job)
             try check(final[.canceled] == 4 && final.terminal == 4, "all canceled: \(final)")
         }),
+        ("usageAndInFlightByKey", { store in
+            let job = try await seeded(store, ["u1", "u2", "u3"])
+            _ = try await store.insertRequests([request("e1", embed)], into: job, at: t0)
+            let none = try await store.inFlightByKey()
+            try check(none.isEmpty, "nothing in flight: \(none)")
+            let batch = try await submitAll(store, job, pid: "bu")
+            let flying = try await store.inFlightByKey()
+            try check(flying == [chat: 3], "in flight \(flying)")
+            _ = try await store.applyResults(batch: batch.id, [
+                ProviderResultLine(customID: "u1", outcome: .succeeded(body: [], usage: TokenUsage(inputTokens: 10, outputTokens: 3))),
+                ProviderResultLine(customID: "u2", outcome: .succeeded(body: [], usage: TokenUsage(inputTokens: 5, outputTokens: 1))),
+                ProviderResultLine(customID: "u3", outcome: .succeeded(body: [], usage: nil)),
+            ], at: t0)
+            let usage = try await store.tokenUsage(job: job)
+            try check(usage == TokenUsage(inputTokens: 15, outputTokens: 4), "usage \(usage)")
+            let u1 = try await store.request(job: job, customID: "u1")
+            try check(u1?.usage == TokenUsage(inputTokens: 10, outputTokens: 3), "u1 usage")
+            let after = try await store.inFlightByKey()
+            try check(after.isEmpty, "nothing in flight after results: \(after)")
+        }),
         ("bulkInsertAndClaimInChunks", { store in
             let job = JobID("bulk")
             _ = try await store.createJob(NewJob(id: job, provider: .openai), at: t0)

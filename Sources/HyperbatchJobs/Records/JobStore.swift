@@ -35,7 +35,13 @@ public protocol JobStore: Sendable {
     /// Requests of the job in id order, after `afterID` (exclusive), at most `limit`: for paging results out.
     func requests(job: JobID, afterID: Int64?, limit: Int) async throws -> [RequestRecord]
 
+    /// Token usage summed over the job's succeeded requests that reported it (for cost estimates).
+    func tokenUsage(job: JobID) async throws -> TokenUsage
+
     // MARK: Dispatch
+
+    /// Requests in flight (`packed` or `submitted`) per compatibility key, across jobs: for per-model queue budgets.
+    func inFlightByKey() async throws -> [CompatibilityKey: Int]
 
     /// `(job, key)` pairs that have `pending` requests, jobs oldest first; cancelled jobs excluded.
     func pendingKeys() async throws -> [(job: JobID, key: CompatibilityKey)]

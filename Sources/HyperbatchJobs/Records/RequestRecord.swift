@@ -40,6 +40,8 @@ public struct RequestRecord: Sendable, Hashable {
     public var lastError: ProviderError?
     /// The provider's response body, once `succeeded`.
     public var response: [UInt8]?
+    /// Token usage of the response, when the provider reported it.
+    public var usage: TokenUsage?
     /// The local provider batch it is (or was last) in.
     public var batchID: Int64?
     public var updatedAt: Date
@@ -48,7 +50,7 @@ public struct RequestRecord: Sendable, Hashable {
     public init(
         id: Int64, jobID: JobID, customID: String, key: CompatibilityKey, body: [UInt8], encodedSize: Int,
         appReference: String?, state: RequestState, attempts: Int, lastError: ProviderError?, response: [UInt8]?,
-        batchID: Int64?, updatedAt: Date
+        usage: TokenUsage? = nil, batchID: Int64?, updatedAt: Date
     ) {
         self.id = id
         self.jobID = jobID
@@ -61,6 +63,7 @@ public struct RequestRecord: Sendable, Hashable {
         self.attempts = attempts
         self.lastError = lastError
         self.response = response
+        self.usage = usage
         self.batchID = batchID
         self.updatedAt = updatedAt
     }

@@ -6,12 +6,15 @@ public struct ResultDisposition: Sendable, Hashable {
     public var response: [UInt8]?
     /// The error to store as `lastError`.
     public var error: ProviderError?
+    /// Token usage to store (`succeeded` only, when reported).
+    public var usage: TokenUsage?
 
     /// Creates a disposition.
-    public init(state: RequestState, response: [UInt8]? = nil, error: ProviderError? = nil) {
+    public init(state: RequestState, response: [UInt8]? = nil, error: ProviderError? = nil, usage: TokenUsage? = nil) {
         self.state = state
         self.response = response
         self.error = error
+        self.usage = usage
     }
 
     /// Decides: success is final; a permanent error is `failed`; expired, canceled and retryable errors go back to
@@ -19,8 +22,8 @@ public struct ResultDisposition: Sendable, Hashable {
     public static func decide(_ outcome: ProviderResultOutcome, attempts: Int, maxAttempts: Int) -> ResultDisposition {
         let more = attempts < maxAttempts
         switch outcome {
-        case let .succeeded(body, _):
-            return ResultDisposition(state: .succeeded, response: body)
+        case let .succeeded(body, usage):
+            return ResultDisposition(state: .succeeded, response: body, usage: usage)
         case let .errored(error):
             if !error.isRetryable { return ResultDisposition(state: .failed, error: error) }
             return ResultDisposition(state: more ? .pending : .errored, error: error)

@@ -121,7 +121,28 @@ public struct SQLiteJobStore: JobStore {
         }
     }
 
+    public func tokenUsage(job: JobID) async throws -> TokenUsage {
+        try await writer.read { db in
+            let row = try Row.fetchOne(
+                db, sql: "SELECT COALESCE(SUM(input_tokens), 0) AS i, COALESCE(SUM(output_tokens), 0) AS o FROM hb_request WHERE job_id = ? AND state = 'succeeded'",
+                arguments: [job.rawValue])
+            return TokenUsage(inputTokens: row?["i"] ?? 0, outputTokens: row?["o"] ?? 0)
+        }
+    }
+
     // MARK: Dispatch
+
+    public func inFlightByKey() async throws -> [CompatibilityKey: Int] {
+        try await writer.read { db in
+            var result: [CompatibilityKey: Int] = [:]
+            let rows = try Row.fetchAll(db, sql: """
+                SELECT provider, endpoint, model, tenant, COUNT(*) AS n FROM hb_request
+                WHERE state IN ('packed','submitted') GROUP BY provider, endpoint, model, tenant
+                """)
+            for row in rows { result[Self.key(row)] = row["n"] }
+            return result
+        }
+    }
 
     public func pendingKeys() async throws -> [(job: JobID, key: CompatibilityKey)] {
         try await writer.read { db in
@@ -390,9 +411,12 @@ public struct SQLiteJobStore: JobStore {
         let error = try d.error.map { try String(decoding: JSONEncoder().encode($0), as: UTF8.self) }
         let statement = try db.cachedStatement(sql: """
             UPDATE hb_request SET state = ?, response = COALESCE(?, response), last_error = COALESCE(?, last_error),
-                updated_at = ? WHERE id = ?
+                input_tokens = COALESCE(?, input_tokens), output_tokens = COALESCE(?, output_tokens), updated_at = ? WHERE id = ?
             """)
-        try statement.execute(arguments: [d.state.rawValue, d.response.map { Data($0) }, error, now.timeIntervalSince1970, requestID])
+        try statement.execute(arguments: [
+            d.state.rawValue, d.response.map { Data($0) }, error, d.usage?.inputTokens, d.usage?.outputTokens,
+            now.timeIntervalSince1970, requestID,
+        ])
         if d.state.isTerminal {
             let event = try db.cachedStatement(sql: "INSERT INTO hb_outcome (request_id, job_id, created_at) VALUES (?, ?, ?)")
             try event.execute(arguments: [requestID, jobID.rawValue, now.timeIntervalSince1970])
@@ -454,11 +478,14 @@ public struct SQLiteJobStore: JobStore {
     private static func requestRecord(_ row: Row) throws -> RequestRecord {
         let body: Data = row["body"]
         let response: Data? = row["response"]
+        let input: Int? = row["input_tokens"]
+        let output: Int? = row["output_tokens"]
         return RequestRecord(
             id: row["id"], jobID: JobID(rawValue: row["job_id"]), customID: row["custom_id"], key: key(row),
             body: [UInt8](body), encodedSize: row["encoded_size"], appReference: row["app_reference"],
             state: RequestState(rawValue: row["state"]) ?? .pending, attempts: row["attempts"],
-            lastError: try decodeError(row["last_error"]), response: response.map { [UInt8]($0) }, batchID: row["batch_id"],
+            lastError: try decodeError(row["last_error"]), response: response.map { [UInt8]($0) },
+            usage: input.map { TokenUsage(inputTokens: $0, outputTokens: output ?? 0) }, batchID: row["batch_id"],
             updatedAt: Date(timeIntervalSince1970: row["updated_at"]))
     }
 

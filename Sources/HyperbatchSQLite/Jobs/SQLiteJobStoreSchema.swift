@@ -31,6 +31,8 @@ enum SQLiteJobStoreSchema {
                     attempts INTEGER NOT NULL DEFAULT 0,
                     last_error TEXT,
                     response BLOB,
+                    input_tokens INTEGER,
+                    output_tokens INTEGER,
                     batch_id INTEGER,
                     updated_at REAL NOT NULL,
                     UNIQUE (job_id, custom_id)
