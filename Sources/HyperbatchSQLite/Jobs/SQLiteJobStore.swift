@@ -15,8 +15,9 @@ public struct SQLiteJobStore: JobStore {
         config.busyMode = .timeout(busyTimeout)
         config.prepareDatabase { db in
             // WAL + NORMAL survives a process crash (not a power loss) and saves an fsync per transaction;
-            // a 64 MB page cache keeps the request indexes of a large job in memory.
-            try db.execute(sql: "PRAGMA synchronous = NORMAL; PRAGMA cache_size = -65536; PRAGMA temp_store = MEMORY")
+            // a 64 MB page cache on the writer (readers keep the default) keeps the request indexes of a large job in memory.
+            try db.execute(sql: "PRAGMA synchronous = NORMAL; PRAGMA temp_store = MEMORY")
+            if !db.configuration.readonly { try db.execute(sql: "PRAGMA cache_size = -65536") }
         }
         try self.init(writer: DatabasePool(path: path, configuration: config))
     }
