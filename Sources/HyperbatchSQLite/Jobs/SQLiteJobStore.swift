@@ -110,7 +110,7 @@ public struct SQLiteJobStore: JobStore {
 
     public func request(job: JobID, customID: String) async throws -> RequestRecord? {
         try await writer.read { db in
-            try Row.fetchOne(db, sql: "SELECT * FROM hb_request WHERE job_id = ? AND custom_id = ?", arguments: [job.rawValue, customID])
+            try Row.fetchOne(db, sql: Self.selectRequest + " WHERE r.job_id = ? AND r.custom_id = ?", arguments: [job.rawValue, customID])
                 .map(Self.requestRecord)
         }
     }
@@ -118,7 +118,7 @@ public struct SQLiteJobStore: JobStore {
     public func requests(job: JobID, afterID: Int64?, limit: Int) async throws -> [RequestRecord] {
         try await writer.read { db in
             try Row.fetchAll(
-                db, sql: "SELECT * FROM hb_request WHERE job_id = ? AND id > ? ORDER BY id LIMIT ?",
+                db, sql: Self.selectRequest + " WHERE r.job_id = ? AND r.id > ? ORDER BY r.id LIMIT ?",
                 arguments: [job.rawValue, afterID ?? 0, limit]
             ).map(Self.requestRecord)
         }
@@ -127,7 +127,10 @@ public struct SQLiteJobStore: JobStore {
     public func tokenUsage(job: JobID) async throws -> TokenUsage {
         try await writer.read { db in
             let row = try Row.fetchOne(
-                db, sql: "SELECT COALESCE(SUM(input_tokens), 0) AS i, COALESCE(SUM(output_tokens), 0) AS o FROM hb_request WHERE job_id = ? AND state = 'succeeded'",
+                db, sql: """
+                    SELECT COALESCE(SUM(s.input_tokens), 0) AS i, COALESCE(SUM(s.output_tokens), 0) AS o
+                    FROM hb_response s JOIN hb_request r ON r.id = s.request_id WHERE r.job_id = ?
+                    """,
                 arguments: [job.rawValue])
             return TokenUsage(inputTokens: row?["i"] ?? 0, outputTokens: row?["o"] ?? 0)
         }
@@ -320,17 +323,17 @@ public struct SQLiteJobStore: JobStore {
             let find = try db.cachedStatement(sql: "SELECT id, attempts FROM hb_request WHERE batch_id = ? AND custom_id = ? AND state IN ('packed','submitted')")
             // Success does not depend on attempts: one UPDATE … RETURNING instead of a lookup and an update.
             let succeed = try db.cachedStatement(sql: """
-                UPDATE hb_request SET state = 'succeeded', response = ?, input_tokens = ?, output_tokens = ?, updated_at = ?
+                UPDATE hb_request SET state = 'succeeded', updated_at = ?
                 WHERE batch_id = ? AND custom_id = ? AND state IN ('packed','submitted') RETURNING id
                 """)
+            let store = try db.cachedStatement(sql: Self.insertResponse)
             let event = try db.cachedStatement(sql: "INSERT INTO hb_outcome (request_id, job_id, created_at) VALUES (?, ?, ?)")
             let time = now.timeIntervalSince1970
             var summary = ApplySummary()
             for result in results {
                 if case let .succeeded(body, usage) = result.outcome {
-                    if let id = try Int64.fetchOne(succeed, arguments: [
-                        Data(body), usage?.inputTokens, usage?.outputTokens, time, batch, result.customID,
-                    ]) {
+                    if let id = try Int64.fetchOne(succeed, arguments: [time, batch, result.customID]) {
+                        try store.execute(arguments: [id, Data(body), usage?.inputTokens, usage?.outputTokens])
                         try event.execute(arguments: [id, b.jobID.rawValue, time])
                         summary.finished += 1
                     } else {
@@ -368,9 +371,10 @@ public struct SQLiteJobStore: JobStore {
     public func outcomes(after sequence: Int64, job: JobID?, limit: Int) async throws -> [OutcomeEvent] {
         try await writer.read { db in
             let select = """
-                SELECT o.seq, o.job_id, o.created_at AS event_at, r.custom_id, r.app_reference, r.state, r.response, r.last_error,
-                    b.provider_batch_id
+                SELECT o.seq, o.job_id, o.created_at AS event_at, r.custom_id, r.app_reference, r.state, s.body AS response,
+                    r.last_error, b.provider_batch_id
                 FROM hb_outcome o JOIN hb_request r ON r.id = o.request_id LEFT JOIN hb_batch b ON b.id = r.batch_id
+                LEFT JOIN hb_response s ON s.request_id = r.id
                 """
             let rows: [Row]
             if let job {
@@ -408,6 +412,15 @@ public struct SQLiteJobStore: JobStore {
 
     // MARK: Helpers (inside a transaction)
 
+    /// Requests with their response (kept in `hb_response` so a result never grows the request row).
+    private static let selectRequest = """
+        SELECT r.*, s.body AS response, s.input_tokens, s.output_tokens
+        FROM hb_request r LEFT JOIN hb_response s ON s.request_id = r.id
+        """
+
+    private static let insertResponse =
+        "INSERT OR REPLACE INTO hb_response (request_id, body, input_tokens, output_tokens) VALUES (?, ?, ?, ?)"
+
     /// Applies `outcome(requestID)` to every request of `batch` in `states`.
     private static func apply(
         _ db: Database, batch: ProviderBatchRecord, states: [String], providerBatchID: String?, now: Date,
@@ -431,13 +444,14 @@ public struct SQLiteJobStore: JobStore {
     private static func update(_ db: Database, requestID: Int64, jobID: JobID, _ d: ResultDisposition, now: Date) throws {
         let error = try d.error.map { try String(decoding: JSONEncoder().encode($0), as: UTF8.self) }
         let statement = try db.cachedStatement(sql: """
-            UPDATE hb_request SET state = ?, response = COALESCE(?, response), last_error = COALESCE(?, last_error),
-                input_tokens = COALESCE(?, input_tokens), output_tokens = COALESCE(?, output_tokens), updated_at = ? WHERE id = ?
+            UPDATE hb_request SET state = ?, last_error = COALESCE(?, last_error), updated_at = ? WHERE id = ?
             """)
-        try statement.execute(arguments: [
-            d.state.rawValue, d.response.map { Data($0) }, error, d.usage?.inputTokens, d.usage?.outputTokens,
-            now.timeIntervalSince1970, requestID,
-        ])
+        try statement.execute(arguments: [d.state.rawValue, error, now.timeIntervalSince1970, requestID])
+        if let response = d.response {
+            try db.cachedStatement(sql: insertResponse).execute(arguments: [
+                requestID, Data(response), d.usage?.inputTokens, d.usage?.outputTokens,
+            ])
+        }
         if d.state.isTerminal {
             let event = try db.cachedStatement(sql: "INSERT INTO hb_outcome (request_id, job_id, created_at) VALUES (?, ?, ?)")
             try event.execute(arguments: [requestID, jobID.rawValue, now.timeIntervalSince1970])

@@ -30,15 +30,18 @@ enum SQLiteJobStoreSchema {
                     state TEXT NOT NULL,
                     attempts INTEGER NOT NULL DEFAULT 0,
                     last_error TEXT,
-                    response BLOB,
-                    input_tokens INTEGER,
-                    output_tokens INTEGER,
                     batch_id INTEGER,
                     updated_at REAL NOT NULL,
                     UNIQUE (job_id, custom_id)
                 );
                 CREATE INDEX hb_request_by_state ON hb_request (job_id, state, provider, endpoint, model, tenant, id);
                 CREATE INDEX hb_request_by_batch ON hb_request (batch_id, custom_id);
+                CREATE TABLE hb_response (
+                    request_id INTEGER PRIMARY KEY,
+                    body BLOB NOT NULL,
+                    input_tokens INTEGER,
+                    output_tokens INTEGER
+                );
                 CREATE TABLE hb_batch (
                     id INTEGER PRIMARY KEY,
                     job_id TEXT NOT NULL REFERENCES hb_job(id),
