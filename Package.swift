@@ -62,13 +62,14 @@ let package = Package(
             name: "HyperbatchSQLite",
             dependencies: [
                 "Hyperbatch",
+                "HyperbatchJobs",
                 .product(name: "GRDB", package: "GRDB.swift"),
             ],
             swiftSettings: strict
         ),
         .target(
             name: "HyperbatchTestKit",
-            dependencies: [],
+            dependencies: ["HyperbatchJobs"],
             swiftSettings: strict
         ),
         .target(
@@ -137,6 +138,11 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(
+            name: "HyperbatchJobsTests",
+            dependencies: ["HyperbatchJobs", "HyperbatchTestKit"],
+            swiftSettings: strict
+        ),
+        .testTarget(
             name: "HyperbatchPostgresTests",
             dependencies: [
                 "HyperbatchPostgres", "Hyperbatch",
@@ -147,7 +153,10 @@ let package = Package(
         ),
         .testTarget(
             name: "HyperbatchSQLiteTests",
-            dependencies: ["HyperbatchSQLite", "Hyperbatch", .product(name: "GRDB", package: "GRDB.swift")],
+            dependencies: [
+                "HyperbatchSQLite", "Hyperbatch", "HyperbatchJobs", "HyperbatchTestKit",
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ],
             swiftSettings: strict
         ),
     ]

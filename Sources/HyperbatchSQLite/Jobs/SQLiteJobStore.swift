@@ -1,0 +1,540 @@
+import Foundation
+import GRDB
+import HyperbatchJobs
+
+/// The embedded ``JobStore``: one SQLite file through GRDB (a `DatabasePool` in WAL mode), migrated on open.
+///
+/// Each method is one write transaction (IMMEDIATE); bulk operations use one cached prepared statement per row
+/// inside that transaction; claims use `UPDATE … RETURNING`.
+public struct SQLiteJobStore: JobStore {
+    private let writer: any DatabaseWriter
+
+    /// Opens (creating if needed) the store at `path` as a WAL `DatabasePool` with a busy timeout, and migrates it.
+    public init(path: String, busyTimeout: TimeInterval = 10) throws {
+        var config = Configuration()
+        config.busyMode = .timeout(busyTimeout)
+        config.prepareDatabase { db in
+            // WAL + NORMAL survives a process crash (not a power loss) and saves an fsync per transaction;
+            // a 64 MB page cache on the writer (readers keep the default) keeps the request indexes of a large job in memory.
+            try db.execute(sql: "PRAGMA synchronous = NORMAL; PRAGMA temp_store = MEMORY")
+            if !db.configuration.readonly { try db.execute(sql: "PRAGMA cache_size = -65536") }
+        }
+        try self.init(writer: DatabasePool(path: path, configuration: config))
+    }
+
+    /// Uses an existing GRDB writer (e.g. an in-memory `DatabaseQueue` in tests) and migrates it.
+    public init(writer: any DatabaseWriter) throws {
+        self.writer = writer
+        try SQLiteJobStoreSchema.migrator.migrate(writer)
+    }
+
+    // MARK: Jobs
+
+    public func createJob(_ job: NewJob, at now: Date) async throws -> JobRecord {
+        try await writer.write { db in
+            try db.execute(
+                sql: """
+                    INSERT INTO hb_job (id, provider, tenant, max_attempts, label, state, created_at)
+                    VALUES (?, ?, ?, ?, ?, 'active', ?) ON CONFLICT(id) DO NOTHING
+                    """,
+                arguments: [job.id.rawValue, job.provider.rawValue, job.tenant, job.maxAttempts, job.label, now.timeIntervalSince1970])
+            return try Self.fetchJob(db, job.id)!
+        }
+    }
+
+    public func job(_ id: JobID) async throws -> JobRecord? {
+        try await writer.read { db in try Self.fetchJob(db, id) }
+    }
+
+    public func listJobs() async throws -> [JobRecord] {
+        try await writer.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM hb_job ORDER BY created_at, id").map(Self.jobRecord)
+        }
+    }
+
+    public func cancelJob(_ id: JobID, at now: Date) async throws -> [ProviderBatchRecord] {
+        try await writer.write { db in
+            guard try Self.fetchJob(db, id) != nil else { throw JobStoreError(.unknownJob, id.rawValue) }
+            let ids = try Int64.fetchAll(
+                db, sql: "UPDATE hb_request SET state = 'canceled', updated_at = ? WHERE job_id = ? AND state = 'pending' RETURNING id",
+                arguments: [now.timeIntervalSince1970, id.rawValue])
+            let event = try db.cachedStatement(sql: "INSERT INTO hb_outcome (request_id, job_id, created_at) VALUES (?, ?, ?)")
+            for rid in ids.sorted() { try event.execute(arguments: [rid, id.rawValue, now.timeIntervalSince1970]) }
+            try db.execute(
+                sql: "UPDATE hb_job SET state = 'canceled', finished_at = COALESCE(finished_at, ?) WHERE id = ?",
+                arguments: [now.timeIntervalSince1970, id.rawValue])
+            return try Row.fetchAll(
+                db, sql: "SELECT * FROM hb_batch WHERE job_id = ? AND state IN ('building','uploading','submitted','ended') ORDER BY id",
+                arguments: [id.rawValue]
+            ).map(Self.batchRecord)
+        }
+    }
+
+    // MARK: Requests
+
+    public func insertRequests(_ requests: [NewRequest], into job: JobID, at now: Date) async throws -> InsertSummary {
+        guard !requests.isEmpty else { return InsertSummary(inserted: 0, duplicates: 0) }
+        return try await writer.write { db in
+            guard let record = try Self.fetchJob(db, job) else { throw JobStoreError(.unknownJob, job.rawValue) }
+            if record.state == .canceled { throw JobStoreError(.jobCanceled, job.rawValue) }
+            let statement = try db.cachedStatement(sql: """
+                INSERT INTO hb_request (job_id, custom_id, provider, endpoint, model, tenant, body, encoded_size,
+                    app_reference, state, attempts, updated_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', 0, ?) ON CONFLICT(job_id, custom_id) DO NOTHING
+                """)
+            var inserted = 0
+            let time = now.timeIntervalSince1970
+            for r in requests {
+                try statement.execute(arguments: [
+                    job.rawValue, r.customID, r.key.provider.rawValue, r.key.endpoint, r.key.model, r.key.tenant,
+                    Data(r.body), r.encodedSize, r.appReference, time,
+                ])
+                inserted += db.changesCount
+            }
+            if inserted > 0, record.state == .finished {
+                try db.execute(sql: "UPDATE hb_job SET state = 'active', finished_at = NULL WHERE id = ?", arguments: [job.rawValue])
+            }
+            return InsertSummary(inserted: inserted, duplicates: requests.count - inserted)
+        }
+    }
+
+    public func requestCounts(job: JobID) async throws -> RequestStateCounts {
+        try await writer.read { db in
+            var counts = RequestStateCounts()
+            for row in try Row.fetchAll(db, sql: "SELECT state, COUNT(*) AS n FROM hb_request WHERE job_id = ? GROUP BY state", arguments: [job.rawValue]) {
+                if let state = RequestState(rawValue: row["state"]) { counts.byState[state] = row["n"] }
+            }
+            return counts
+        }
+    }
+
+    public func request(job: JobID, customID: String) async throws -> RequestRecord? {
+        try await writer.read { db in
+            try Row.fetchOne(db, sql: Self.selectRequest + " WHERE r.job_id = ? AND r.custom_id = ?", arguments: [job.rawValue, customID])
+                .map(Self.requestRecord)
+        }
+    }
+
+    public func requests(job: JobID, afterID: Int64?, limit: Int) async throws -> [RequestRecord] {
+        try await writer.read { db in
+            try Row.fetchAll(
+                db, sql: Self.selectRequest + " WHERE r.job_id = ? AND r.id > ? ORDER BY r.id LIMIT ?",
+                arguments: [job.rawValue, afterID ?? 0, limit]
+            ).map(Self.requestRecord)
+        }
+    }
+
+    public func tokenUsage(job: JobID) async throws -> TokenUsage {
+        try await writer.read { db in
+            let row = try Row.fetchOne(
+                db, sql: """
+                    SELECT COALESCE(SUM(s.input_tokens), 0) AS i, COALESCE(SUM(s.output_tokens), 0) AS o
+                    FROM hb_response s JOIN hb_request r ON r.id = s.request_id WHERE r.job_id = ?
+                    """,
+                arguments: [job.rawValue])
+            return TokenUsage(inputTokens: row?["i"] ?? 0, outputTokens: row?["o"] ?? 0)
+        }
+    }
+
+    // MARK: Dispatch
+
+    public func inFlightByKey() async throws -> [CompatibilityKey: Int] {
+        try await writer.read { db in
+            var result: [CompatibilityKey: Int] = [:]
+            let rows = try Row.fetchAll(db, sql: """
+                SELECT provider, endpoint, model, tenant, COUNT(*) AS n FROM hb_request
+                WHERE state IN ('packed','submitted') GROUP BY provider, endpoint, model, tenant
+                """)
+            for row in rows { result[Self.key(row)] = row["n"] }
+            return result
+        }
+    }
+
+    public func pendingKeys() async throws -> [(job: JobID, key: CompatibilityKey)] {
+        try await writer.read { db in
+            try Row.fetchAll(db, sql: """
+                SELECT r.job_id, r.provider, r.endpoint, r.model, r.tenant
+                FROM hb_request r JOIN hb_job j ON j.id = r.job_id
+                WHERE r.state = 'pending' AND j.state != 'canceled'
+                GROUP BY r.job_id, r.provider, r.endpoint, r.model, r.tenant
+                ORDER BY MIN(j.created_at), MIN(r.id)
+                """
+            ).map { row -> (job: JobID, key: CompatibilityKey) in (JobID(rawValue: row["job_id"]), Self.key(row)) }
+        }
+    }
+
+    public func pendingCandidates(job: JobID, key: CompatibilityKey, limit: Int) async throws -> [PackCandidate] {
+        try await writer.read { db in
+            try Row.fetchAll(
+                db, sql: """
+                    SELECT id, encoded_size FROM hb_request
+                    WHERE job_id = ? AND state = 'pending' AND provider = ? AND endpoint = ? AND model = ? AND tenant = ?
+                    ORDER BY id LIMIT ?
+                    """,
+                arguments: [job.rawValue, key.provider.rawValue, key.endpoint, key.model, key.tenant, limit]
+            ).map { row in PackCandidate(id: row["id"], key: key, encodedSize: row["encoded_size"]) }
+        }
+    }
+
+    public func claimBatch(_ claim: BatchClaim, at now: Date) async throws -> ProviderBatchRecord? {
+        guard !claim.requestIDs.isEmpty else { return nil }
+        let ids = "[" + claim.requestIDs.map(String.init).joined(separator: ",") + "]"
+        return try await writer.write { db in
+            let time = now.timeIntervalSince1970
+            let k = claim.key
+            try db.execute(
+                sql: """
+                    INSERT INTO hb_batch (job_id, provider, endpoint, model, tenant, state, idempotency_tag, request_count,
+                        byte_count, created_at)
+                    VALUES (?, ?, ?, ?, ?, 'building', ?, 0, 0, ?)
+                    """,
+                arguments: [claim.jobID.rawValue, k.provider.rawValue, k.endpoint, k.model, k.tenant, claim.idempotencyTag, time])
+            let batchID = db.lastInsertedRowID
+            let sizes = try Int.fetchAll(
+                db, sql: """
+                    UPDATE hb_request SET state = 'packed', batch_id = ?, attempts = attempts + 1, updated_at = ?
+                    WHERE id IN (SELECT value FROM json_each(?)) AND state = 'pending' AND job_id = ?
+                      AND provider = ? AND endpoint = ? AND model = ? AND tenant = ?
+                    RETURNING encoded_size
+                    """,
+                arguments: [batchID, time, ids, claim.jobID.rawValue, k.provider.rawValue, k.endpoint, k.model, k.tenant])
+            if sizes.isEmpty {
+                try db.execute(sql: "DELETE FROM hb_batch WHERE id = ?", arguments: [batchID])
+                return nil
+            }
+            try db.execute(
+                sql: "UPDATE hb_batch SET request_count = ?, byte_count = ? WHERE id = ?",
+                arguments: [sizes.count, sizes.reduce(0, +), batchID])
+            return try Self.fetchBatch(db, batchID)
+        }
+    }
+
+    public func requestLines(inBatch batch: Int64, afterID: Int64?, limit: Int) async throws -> [(id: Int64, line: ProviderRequestLine)] {
+        try await writer.read { db in
+            try Row.fetchAll(
+                db, sql: "SELECT id, custom_id, endpoint, body FROM hb_request WHERE batch_id = ? AND id > ? AND state IN ('packed','submitted') ORDER BY id LIMIT ?",
+                arguments: [batch, afterID ?? 0, limit]
+            ).map { row -> (id: Int64, line: ProviderRequestLine) in
+                let body: Data = row["body"]
+                return (row["id"], ProviderRequestLine(customID: row["custom_id"], endpoint: row["endpoint"], body: [UInt8](body)))
+            }
+        }
+    }
+
+    public func markUploading(batch: Int64, at now: Date) async throws {
+        try await writer.write { db in
+            let b = try Self.requireBatch(db, batch)
+            switch b.state {
+            case .building:
+                try db.execute(sql: "UPDATE hb_batch SET state = 'uploading' WHERE id = ?", arguments: [batch])
+            case .uploading: break
+            default: throw JobStoreError(.invalidTransition, "batch \(batch): \(b.state.rawValue) → uploading")
+            }
+        }
+    }
+
+    public func recordInputFile(batch: Int64, fileID: String) async throws {
+        try await writer.write { db in
+            _ = try Self.requireBatch(db, batch)
+            try db.execute(sql: "UPDATE hb_batch SET input_file_id = ? WHERE id = ?", arguments: [fileID, batch])
+        }
+    }
+
+    public func recordSubmitted(batch: Int64, providerBatchID: String, at now: Date) async throws {
+        try await writer.write { db in
+            let b = try Self.requireBatch(db, batch)
+            if let existing = b.providerBatchID {
+                if existing == providerBatchID { return }
+                throw JobStoreError(.invalidTransition, "batch \(batch) already has provider id \(existing)")
+            }
+            guard b.state == .building || b.state == .uploading else {
+                throw JobStoreError(.invalidTransition, "batch \(batch): \(b.state.rawValue) → submitted")
+            }
+            try db.execute(
+                sql: "UPDATE hb_batch SET state = 'submitted', provider_batch_id = ?, submitted_at = ? WHERE id = ?",
+                arguments: [providerBatchID, now.timeIntervalSince1970, batch])
+            try db.execute(
+                sql: "UPDATE hb_request SET state = 'submitted', updated_at = ? WHERE batch_id = ? AND state = 'packed'",
+                arguments: [now.timeIntervalSince1970, batch])
+        }
+    }
+
+    public func abandonBatch(_ batch: Int64, error: ProviderError, at now: Date) async throws {
+        try await writer.write { db in
+            let b = try Self.requireBatch(db, batch)
+            guard b.state == .building || b.state == .uploading else {
+                throw JobStoreError(.invalidTransition, "batch \(batch): \(b.state.rawValue) → abandoned")
+            }
+            _ = try Self.apply(db, batch: b, states: ["packed"], providerBatchID: nil, now: now) { _ in .errored(error) }
+            try db.execute(sql: "UPDATE hb_batch SET state = 'abandoned', reconciled_at = ? WHERE id = ?", arguments: [now.timeIntervalSince1970, batch])
+            try Self.refreshJob(db, b.jobID, now: now)
+        }
+    }
+
+    // MARK: Poll
+
+    public func liveBatches(job: JobID?) async throws -> [ProviderBatchRecord] {
+        try await writer.read { db in
+            let live = "state IN ('building','uploading','submitted','ended')"
+            if let job {
+                return try Row.fetchAll(db, sql: "SELECT * FROM hb_batch WHERE job_id = ? AND \(live) ORDER BY id", arguments: [job.rawValue])
+                    .map(Self.batchRecord)
+            }
+            return try Row.fetchAll(db, sql: "SELECT * FROM hb_batch WHERE \(live) ORDER BY id").map(Self.batchRecord)
+        }
+    }
+
+    public func batches(job: JobID) async throws -> [ProviderBatchRecord] {
+        try await writer.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM hb_batch WHERE job_id = ? ORDER BY id", arguments: [job.rawValue]).map(Self.batchRecord)
+        }
+    }
+
+    public func batch(_ id: Int64) async throws -> ProviderBatchRecord? {
+        try await writer.read { db in try Self.fetchBatch(db, id) }
+    }
+
+    public func recordStatus(batch: Int64, status: ProviderBatchStatus, at now: Date) async throws {
+        try await writer.write { db in
+            let b = try Self.requireBatch(db, batch)
+            let counts = try String(decoding: JSONEncoder().encode(status.counts), as: UTF8.self)
+            try db.execute(
+                sql: """
+                    UPDATE hb_batch SET counts = ?, output_file_id = COALESCE(?, output_file_id),
+                        error_file_id = COALESCE(?, error_file_id), results_url = COALESCE(?, results_url),
+                        input_file_id = COALESCE(input_file_id, ?), last_polled_at = ? WHERE id = ?
+                    """,
+                arguments: [counts, status.outputFileID, status.errorFileID, status.resultsURL, status.inputFileID, now.timeIntervalSince1970, batch])
+            if case let .ended(outcome) = status.phase, b.state == .submitted {
+                try db.execute(
+                    sql: "UPDATE hb_batch SET state = 'ended', outcome = ?, ended_at = ? WHERE id = ?",
+                    arguments: [outcome.rawValue, (status.endedAt ?? now).timeIntervalSince1970, batch])
+            }
+        }
+    }
+
+    // MARK: Reconcile
+
+    public func applyResults(batch: Int64, _ results: [ProviderResultLine], at now: Date) async throws -> ApplySummary {
+        guard !results.isEmpty else { return ApplySummary() }
+        return try await writer.write { db in
+            let b = try Self.requireBatch(db, batch)
+            let maxAttempts = try Self.maxAttempts(db, b.jobID)
+            let find = try db.cachedStatement(sql: "SELECT id, attempts FROM hb_request WHERE batch_id = ? AND custom_id = ? AND state IN ('packed','submitted')")
+            // Success does not depend on attempts: one UPDATE … RETURNING instead of a lookup and an update.
+            let succeed = try db.cachedStatement(sql: """
+                UPDATE hb_request SET state = 'succeeded', updated_at = ?
+                WHERE batch_id = ? AND custom_id = ? AND state IN ('packed','submitted') RETURNING id
+                """)
+            let store = try db.cachedStatement(sql: Self.insertResponse)
+            let event = try db.cachedStatement(sql: "INSERT INTO hb_outcome (request_id, job_id, created_at) VALUES (?, ?, ?)")
+            let time = now.timeIntervalSince1970
+            var summary = ApplySummary()
+            for result in results {
+                if case let .succeeded(body, usage) = result.outcome {
+                    if let id = try Int64.fetchOne(succeed, arguments: [time, batch, result.customID]) {
+                        try store.execute(arguments: [id, Data(body), usage?.inputTokens, usage?.outputTokens])
+                        try event.execute(arguments: [id, b.jobID.rawValue, time])
+                        summary.finished += 1
+                    } else {
+                        summary.ignored += 1
+                    }
+                    continue
+                }
+                guard let row = try Row.fetchOne(find, arguments: [batch, result.customID]) else {
+                    summary.ignored += 1
+                    continue
+                }
+                let disposition = ResultDisposition.decide(result.outcome, attempts: row["attempts"], maxAttempts: maxAttempts)
+                try Self.update(db, requestID: row["id"], jobID: b.jobID, disposition, now: now)
+                if disposition.state == .pending { summary.retried += 1 } else { summary.finished += 1 }
+            }
+            return summary
+        }
+    }
+
+    public func finishReconcile(batch: Int64, missing: ProviderResultOutcome, at now: Date) async throws -> ApplySummary {
+        try await writer.write { db in
+            let b = try Self.requireBatch(db, batch)
+            if b.state == .reconciled || b.state == .abandoned { return ApplySummary() }
+            let summary = try Self.apply(db, batch: b, states: ["packed", "submitted"], providerBatchID: b.providerBatchID, now: now) { _ in missing }
+            try db.execute(
+                sql: "UPDATE hb_batch SET state = 'reconciled', reconciled_at = ? WHERE id = ?",
+                arguments: [now.timeIntervalSince1970, batch])
+            try Self.refreshJob(db, b.jobID, now: now)
+            return summary
+        }
+    }
+
+    // MARK: Outcomes
+
+    public func outcomes(after sequence: Int64, job: JobID?, limit: Int) async throws -> [OutcomeEvent] {
+        try await writer.read { db in
+            let select = """
+                SELECT o.seq, o.job_id, o.created_at AS event_at, r.custom_id, r.app_reference, r.state, s.body AS response,
+                    r.last_error, b.provider_batch_id
+                FROM hb_outcome o JOIN hb_request r ON r.id = o.request_id LEFT JOIN hb_batch b ON b.id = r.batch_id
+                LEFT JOIN hb_response s ON s.request_id = r.id
+                """
+            let rows: [Row]
+            if let job {
+                rows = try Row.fetchAll(
+                    db, sql: select + " WHERE o.job_id = ? AND o.seq > ? ORDER BY o.seq LIMIT ?", arguments: [job.rawValue, sequence, limit])
+            } else {
+                rows = try Row.fetchAll(db, sql: select + " WHERE o.seq > ? ORDER BY o.seq LIMIT ?", arguments: [sequence, limit])
+            }
+            return try rows.map { row in
+                let state = RequestState(rawValue: row["state"]) ?? .failed
+                let response: Data? = row["response"]
+                return OutcomeEvent(
+                    sequence: row["seq"], jobID: JobID(rawValue: row["job_id"]), customID: row["custom_id"],
+                    appReference: row["app_reference"], state: state, response: response.map { [UInt8]($0) },
+                    error: try Self.decodeError(row["last_error"]),
+                    providerBatchID: row["provider_batch_id"],
+                    createdAt: Date(timeIntervalSince1970: row["event_at"]))
+            }
+        }
+    }
+
+    public func checkpoint(consumer: String) async throws -> Int64 {
+        try await writer.read { db in
+            try Int64.fetchOne(db, sql: "SELECT seq FROM hb_checkpoint WHERE consumer = ?", arguments: [consumer]) ?? 0
+        }
+    }
+
+    public func saveCheckpoint(consumer: String, sequence: Int64) async throws {
+        try await writer.write { db in
+            try db.execute(
+                sql: "INSERT INTO hb_checkpoint (consumer, seq) VALUES (?, ?) ON CONFLICT(consumer) DO UPDATE SET seq = MAX(seq, excluded.seq)",
+                arguments: [consumer, sequence])
+        }
+    }
+
+    // MARK: Helpers (inside a transaction)
+
+    /// Requests with their response (kept in `hb_response` so a result never grows the request row).
+    private static let selectRequest = """
+        SELECT r.*, s.body AS response, s.input_tokens, s.output_tokens
+        FROM hb_request r LEFT JOIN hb_response s ON s.request_id = r.id
+        """
+
+    private static let insertResponse =
+        "INSERT OR REPLACE INTO hb_response (request_id, body, input_tokens, output_tokens) VALUES (?, ?, ?, ?)"
+
+    /// Applies `outcome(requestID)` to every request of `batch` in `states`.
+    private static func apply(
+        _ db: Database, batch: ProviderBatchRecord, states: [String], providerBatchID: String?, now: Date,
+        outcome: (Int64) -> ProviderResultOutcome
+    ) throws -> ApplySummary {
+        let maxAttempts = try maxAttempts(db, batch.jobID)
+        let placeholders = states.map { _ in "?" }.joined(separator: ",")
+        let rows = try Row.fetchAll(
+            db, sql: "SELECT id, attempts FROM hb_request WHERE batch_id = ? AND state IN (\(placeholders)) ORDER BY id",
+            arguments: StatementArguments([batch.id as (any DatabaseValueConvertible)?] + states.map { $0 as (any DatabaseValueConvertible)? }))
+        var summary = ApplySummary()
+        for row in rows {
+            let id: Int64 = row["id"]
+            let disposition = ResultDisposition.decide(outcome(id), attempts: row["attempts"], maxAttempts: maxAttempts)
+            try update(db, requestID: id, jobID: batch.jobID, disposition, now: now)
+            if disposition.state == .pending { summary.retried += 1 } else { summary.finished += 1 }
+        }
+        return summary
+    }
+
+    private static func update(_ db: Database, requestID: Int64, jobID: JobID, _ d: ResultDisposition, now: Date) throws {
+        let error = try d.error.map { try String(decoding: JSONEncoder().encode($0), as: UTF8.self) }
+        let statement = try db.cachedStatement(sql: """
+            UPDATE hb_request SET state = ?, last_error = COALESCE(?, last_error), updated_at = ? WHERE id = ?
+            """)
+        try statement.execute(arguments: [d.state.rawValue, error, now.timeIntervalSince1970, requestID])
+        if let response = d.response {
+            try db.cachedStatement(sql: insertResponse).execute(arguments: [
+                requestID, Data(response), d.usage?.inputTokens, d.usage?.outputTokens,
+            ])
+        }
+        if d.state.isTerminal {
+            let event = try db.cachedStatement(sql: "INSERT INTO hb_outcome (request_id, job_id, created_at) VALUES (?, ?, ?)")
+            try event.execute(arguments: [requestID, jobID.rawValue, now.timeIntervalSince1970])
+        }
+    }
+
+    /// Marks the job finished when every request is terminal (and it is active).
+    private static func refreshJob(_ db: Database, _ job: JobID, now: Date) throws {
+        let open = try Int.fetchOne(
+            db, sql: "SELECT COUNT(*) FROM hb_request WHERE job_id = ? AND state IN ('pending','packed','submitted')",
+            arguments: [job.rawValue]) ?? 0
+        if open == 0 {
+            try db.execute(
+                sql: "UPDATE hb_job SET state = 'finished', finished_at = ? WHERE id = ? AND state = 'active'",
+                arguments: [now.timeIntervalSince1970, job.rawValue])
+        }
+    }
+
+    /// The job's max attempts; 0 for a cancelled job, so nothing of it goes back to `pending`.
+    private static func maxAttempts(_ db: Database, _ job: JobID) throws -> Int {
+        guard let row = try Row.fetchOne(db, sql: "SELECT max_attempts, state FROM hb_job WHERE id = ?", arguments: [job.rawValue]) else { return 0 }
+        let state: String = row["state"]
+        return state == JobState.canceled.rawValue ? 0 : row["max_attempts"]
+    }
+
+    private static func fetchJob(_ db: Database, _ id: JobID) throws -> JobRecord? {
+        try Row.fetchOne(db, sql: "SELECT * FROM hb_job WHERE id = ?", arguments: [id.rawValue]).map(jobRecord)
+    }
+
+    private static func fetchBatch(_ db: Database, _ id: Int64) throws -> ProviderBatchRecord? {
+        try Row.fetchOne(db, sql: "SELECT * FROM hb_batch WHERE id = ?", arguments: [id]).map(batchRecord)
+    }
+
+    private static func requireBatch(_ db: Database, _ id: Int64) throws -> ProviderBatchRecord {
+        guard let b = try fetchBatch(db, id) else { throw JobStoreError(.unknownBatch, "batch \(id)") }
+        return b
+    }
+
+    private static func date(_ value: Double?) -> Date? { value.map(Date.init(timeIntervalSince1970:)) }
+
+    private static func key(_ row: Row) -> CompatibilityKey {
+        CompatibilityKey(
+            provider: ProviderKind(rawValue: row["provider"]) ?? .openai, endpoint: row["endpoint"], model: row["model"],
+            tenant: row["tenant"])
+    }
+
+    private static func decodeError(_ text: String?) throws -> ProviderError? {
+        guard let text else { return nil }
+        return try JSONDecoder().decode(ProviderError.self, from: Data(text.utf8))
+    }
+
+    private static func jobRecord(_ row: Row) -> JobRecord {
+        JobRecord(
+            id: JobID(rawValue: row["id"]), provider: ProviderKind(rawValue: row["provider"]) ?? .openai, tenant: row["tenant"],
+            maxAttempts: row["max_attempts"], label: row["label"], state: JobState(rawValue: row["state"]) ?? .active,
+            createdAt: Date(timeIntervalSince1970: row["created_at"]), finishedAt: date(row["finished_at"]))
+    }
+
+    private static func requestRecord(_ row: Row) throws -> RequestRecord {
+        let body: Data = row["body"]
+        let response: Data? = row["response"]
+        let input: Int? = row["input_tokens"]
+        let output: Int? = row["output_tokens"]
+        return RequestRecord(
+            id: row["id"], jobID: JobID(rawValue: row["job_id"]), customID: row["custom_id"], key: key(row),
+            body: [UInt8](body), encodedSize: row["encoded_size"], appReference: row["app_reference"],
+            state: RequestState(rawValue: row["state"]) ?? .pending, attempts: row["attempts"],
+            lastError: try decodeError(row["last_error"]), response: response.map { [UInt8]($0) },
+            usage: input.map { TokenUsage(inputTokens: $0, outputTokens: output ?? 0) }, batchID: row["batch_id"],
+            updatedAt: Date(timeIntervalSince1970: row["updated_at"]))
+    }
+
+    private static func batchRecord(_ row: Row) throws -> ProviderBatchRecord {
+        let countsText: String? = row["counts"]
+        let counts = try countsText.map { try JSONDecoder().decode(ProviderRequestCounts.self, from: Data($0.utf8)) } ?? .init()
+        let outcome: String? = row["outcome"]
+        return ProviderBatchRecord(
+            id: row["id"], jobID: JobID(rawValue: row["job_id"]), key: key(row),
+            state: ProviderBatchState(rawValue: row["state"]) ?? .building, idempotencyTag: row["idempotency_tag"],
+            requestCount: row["request_count"], byteCount: row["byte_count"], inputFileID: row["input_file_id"],
+            providerBatchID: row["provider_batch_id"], outcome: outcome.flatMap(ProviderBatchOutcome.init(rawValue:)),
+            counts: counts, outputFileID: row["output_file_id"], errorFileID: row["error_file_id"], resultsURL: row["results_url"],
+            createdAt: Date(timeIntervalSince1970: row["created_at"]), submittedAt: date(row["submitted_at"]),
+            endedAt: date(row["ended_at"]), reconciledAt: date(row["reconciled_at"]), lastPolledAt: date(row["last_polled_at"]))
+    }
+}
