@@ -17,6 +17,8 @@ struct EmulatorCommand: AsyncParsableCommand {
     @Option(help: "Fraction of requests whose result is an error.") var errorRate: Double = 0
     @Option(name: .customLong("http-429-rate"), help: "Fraction of API calls answered with 429.") var http429Rate: Double = 0
     @Option(name: .customLong("http-5xx-rate"), help: "Fraction of API calls answered with 500.") var http5xxRate: Double = 0
+    @Option(help: "Fraction of API calls answered late (slow-response fault).") var slowResponseRate: Double = 0
+    @Option(help: "Delay of a slow answer, in seconds.") var slowResponseSeconds: Double = 2
     @Option(help: "Expire batches after this fraction of their work.") var expireAfter: Double?
     @Option(help: "Seed of every pseudo-random choice.") var seed: UInt64 = 1
 
@@ -31,6 +33,8 @@ struct EmulatorCommand: AsyncParsableCommand {
         config.faults.http429Rate = http429Rate
         config.faults.http5xxRate = http5xxRate
         config.faults.expireAfterFraction = expireAfter
+        config.faults.slowResponseRate = slowResponseRate
+        config.faults.slowResponseSeconds = slowResponseSeconds
         let logger = Logger(label: "hyperbatch.emulator")
         let emulator = try Emulator(configuration: config, clock: ContinuousClock(), logger: logger)
         print("OpenAI base URL:    \(emulator.endpoint.openAIBaseURL)")

@@ -46,6 +46,30 @@ public struct EmulatorFaults: Sendable, Codable, Equatable {
     /// When true, every OpenAI request fails, so batches complete with only an error file.
     public var onlyErrorFile: Bool = false
 
+    /// Fraction of API calls whose answer is delayed by `slowResponseSeconds` (the front end waits before replying).
+    public var slowResponseRate: Double = 0
+    /// Delay of a slow answer, in real (not emulated) seconds.
+    public var slowResponseSeconds: Double = 2
+
     /// Creates "no faults".
     public init() {}
+
+    private enum CodingKeys: String, CodingKey {
+        case requestErrorRate, http429Rate, http5xxRate, retryAfterSeconds, expireAfterFraction, onlyErrorFile
+        case slowResponseRate, slowResponseSeconds
+    }
+
+    /// Decodes faults; every missing key keeps its default, so `PUT /_emulator/faults` may send only what changes.
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let d = EmulatorFaults()
+        requestErrorRate = try c.decodeIfPresent(Double.self, forKey: .requestErrorRate) ?? d.requestErrorRate
+        http429Rate = try c.decodeIfPresent(Double.self, forKey: .http429Rate) ?? d.http429Rate
+        http5xxRate = try c.decodeIfPresent(Double.self, forKey: .http5xxRate) ?? d.http5xxRate
+        retryAfterSeconds = try c.decodeIfPresent(Int.self, forKey: .retryAfterSeconds) ?? d.retryAfterSeconds
+        expireAfterFraction = try c.decodeIfPresent(Double.self, forKey: .expireAfterFraction)
+        onlyErrorFile = try c.decodeIfPresent(Bool.self, forKey: .onlyErrorFile) ?? d.onlyErrorFile
+        slowResponseRate = try c.decodeIfPresent(Double.self, forKey: .slowResponseRate) ?? d.slowResponseRate
+        slowResponseSeconds = try c.decodeIfPresent(Double.self, forKey: .slowResponseSeconds) ?? d.slowResponseSeconds
+    }
 }

@@ -27,6 +27,8 @@ public final class EmulatorCore: Sendable {
         var calls: UInt64 = 0
         var http429Sent = 0
         var http5xxSent = 0
+        var slowRolls: UInt64 = 0
+        var slowSent = 0
         mutating func newID(_ prefix: String) -> (String, Int) {
             nextID += 1
             return (prefix + String(format: "%012x", nextID), nextID)
@@ -50,7 +52,20 @@ public final class EmulatorCore: Sendable {
     public var faults: EmulatorFaults { state.withLock { $0.faults } }
 
     /// Answers one API call at emulated time `now`.
+    ///
+    /// Under the slow-response fault the answer carries `delaySeconds`; the HTTP front end waits that long.
     public func handle(_ request: EmulatorRequest, now: Double) -> EmulatorResponse {
+        var response = route(request, now: now)
+        guard !request.path.hasPrefix("/_emulator") else { return response }
+        let (f, n) = state.withLock { s -> (EmulatorFaults, UInt64) in s.slowRolls += 1; return (s.faults, s.slowRolls) }
+        if f.slowResponseRate > 0, unit(hash("slow", n)) < f.slowResponseRate {
+            response.delaySeconds = max(0, f.slowResponseSeconds)
+            state.withLock { $0.slowSent += 1 }
+        }
+        return response
+    }
+
+    private func route(_ request: EmulatorRequest, now: Double) -> EmulatorResponse {
         let parts = request.path.split(separator: "/").map(String.init)
         if parts.first == "_emulator" { return admin(request, parts: parts, now: now) }
         let anthropic = parts.count >= 3 && parts[0] == "v1" && parts[1] == "messages" && parts[2] == "batches"
@@ -187,24 +202,33 @@ public final class EmulatorCore: Sendable {
         func err(_ code: String, _ message: String, _ line: Int?) {
             errors.append(["code": code, "message": message, "param": NSNull(), "line": line.map { $0 as Any } ?? NSNull()])
         }
-        let raw = data.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false)
         var n = 0
-        for (i, chunk) in raw.enumerated() {
-            let lineNo = i + 1
-            if chunk.allSatisfy({ $0 == 32 || $0 == 13 || $0 == 9 }) { continue }
-            n += 1
-            guard let o = (try? JSONSerialization.jsonObject(with: Data(chunk))) as? [String: Any],
-                  let customID = o["custom_id"] as? String, let body = o["body"] as? [String: Any] else {
-                err("invalid_json_line", "This line is not parseable as valid JSON.", lineNo); continue
+        data.withUnsafeBufferPointer { all in
+            var lineNo = 0
+            var start = 0
+            while start <= all.count {
+                var end = start
+                while end < all.count, all[end] != 10 { end += 1 }
+                defer { start = end + 1 }
+                if end == all.count && start == all.count && lineNo > 0 { break }
+                lineNo += 1
+                let chunk = UnsafeBufferPointer(rebasing: all[start..<end])
+                if chunk.allSatisfy({ $0 == 32 || $0 == 13 || $0 == 9 }) { continue }
+                n += 1
+                guard let o = FastJSON.scanObject(chunk), let cidRange = o.values["custom_id"],
+                      let customID = FastJSON.string(chunk, cidRange), let bodyRange = o.values["body"],
+                      chunk[bodyRange.lowerBound] == UInt8(ascii: "{") else {
+                    err("invalid_json_line", "This line is not parseable as valid JSON.", lineNo); continue
+                }
+                let bodyBytes = UnsafeBufferPointer(rebasing: chunk[bodyRange])
+                if !seen.insert(customID).inserted { err("duplicate_custom_id", "The custom_id for this request is a duplicate of another request. The custom_id parameter must be unique for each request in a batch.", lineNo) }
+                if o.values["url"].flatMap({ FastJSON.string(chunk, $0) }) != endpoint { err("url_mismatch", "The provided URL for this request does not match the batch endpoint.", lineNo) }
+                if o.values["method"].flatMap({ FastJSON.string(chunk, $0) }) != "POST" { err("invalid_request", "The method for this request must be POST.", lineNo) }
+                let m = FastJSON.scanObject(bodyBytes).flatMap { b in b.values["model"].flatMap { FastJSON.string(bodyBytes, $0) } } ?? ""
+                if let model, model != m { err("model_mismatch", "The provided model for this request does not match the other requests in the batch. Each batch file must contain requests to a single model.", lineNo) }
+                if model == nil { model = m }
+                lines.append(Line(customID: customID, body: Array(bodyBytes), model: m))
             }
-            if !seen.insert(customID).inserted { err("duplicate_custom_id", "The custom_id for this request is a duplicate of another request. The custom_id parameter must be unique for each request in a batch.", lineNo) }
-            if (o["url"] as? String) != endpoint { err("url_mismatch", "The provided URL for this request does not match the batch endpoint.", lineNo) }
-            if (o["method"] as? String) != "POST" { err("invalid_request", "The method for this request must be POST.", lineNo) }
-            let m = body["model"] as? String ?? ""
-            if let model, model != m { err("model_mismatch", "The provided model for this request does not match the other requests in the batch. Each batch file must contain requests to a single model.", lineNo) }
-            if model == nil { model = m }
-            let bytes = (try? JSONSerialization.data(withJSONObject: body, options: [.sortedKeys])).map { [UInt8]($0) } ?? []
-            lines.append(Line(customID: customID, body: bytes, model: m))
         }
         if n == 0 { err("empty_file", "The batch input file is empty.", nil) }
         if n > configuration.openAIMaxRequests { err("too_many_tasks", "The batch input file has \(n) requests; the maximum is \(configuration.openAIMaxRequests).", nil) }
@@ -268,34 +292,48 @@ public final class EmulatorCore: Sendable {
         guard !b.materialized, [.completed, .cancelled, .expired].contains(phase.phase) else { return b }
         let done = b.lifecycle.processed(at: now)
         let f = faults
-        var out: [[String: Any]] = []
-        var errs: [[String: Any]] = []
-        for (i, line) in b.lines.enumerated() {
-            let reqID = "batch_req_\(SyntheticResponse.digest(Array((b.id + line.customID).utf8)))"
+        // Results are written straight to bytes, in a deterministic order that is not the input order.
+        let keys = b.lines.map { hash("order", $0.customID) }
+        let order = b.lines.indices.sorted { keys[$0] < keys[$1] }
+        var outData: [UInt8] = []
+        var errData: [UInt8] = []
+        outData.reserveCapacity(b.lines.count * 512)
+        let created = Int(phase.since)
+        for i in order {
+            let line = b.lines[i]
+            let reqID = "batch_req_\(SyntheticResponse.digest(Array(b.id.utf8) + line.customID.utf8))"
             if i >= done {
                 let code = phase.phase == .expired ? "batch_expired" : "batch_cancelled"
                 let msg = phase.phase == .expired ? "This request could not be executed before the completion window expired." : "This request was not executed because the batch was cancelled."
-                errs.append(["id": reqID, "custom_id": line.customID, "response": NSNull(), "error": ["code": code, "message": msg]])
+                FastJSON.write(["id": reqID, "custom_id": line.customID, "response": NSNull(), "error": ["code": code, "message": msg]] as [String: Any], to: &errData)
+                errData.append(10)
             } else if requestErrors(line.customID, faults: f) {
-                errs.append(["id": reqID, "custom_id": line.customID, "error": NSNull(),
-                             "response": ["status_code": 400, "request_id": "req_" + reqID.suffix(16),
-                                          "body": ["error": ["message": "Invalid request (emulated fault).", "type": "invalid_request_error", "param": NSNull(), "code": NSNull()]]]])
+                FastJSON.write(["id": reqID, "custom_id": line.customID, "error": NSNull(),
+                                "response": ["status_code": 400, "request_id": "req_" + reqID.suffix(16),
+                                             "body": ["error": ["message": "Invalid request (emulated fault).", "type": "invalid_request_error", "param": NSNull(), "code": NSNull()]]]] as [String: Any], to: &errData)
+                errData.append(10)
             } else {
-                out.append(["id": reqID, "custom_id": line.customID, "error": NSNull(),
-                            "response": ["status_code": 200, "request_id": "req_" + reqID.suffix(16),
-                                         "body": SyntheticResponse.openAIBody(endpoint: b.endpoint, customID: line.customID, model: line.model, body: line.body, created: Int(phase.since))]])
+                outData.append(contentsOf: #"{"custom_id":"#.utf8)
+                FastJSON.writeString(line.customID, to: &outData)
+                outData.append(contentsOf: #","error":null,"id":"#.utf8)
+                FastJSON.writeString(reqID, to: &outData)
+                outData.append(contentsOf: #","response":{"body":"#.utf8)
+                SyntheticResponse.writeOpenAIBody(endpoint: b.endpoint, customID: line.customID, model: line.model, body: line.body, created: created, to: &outData)
+                outData.append(contentsOf: #","request_id":"#.utf8)
+                FastJSON.writeString("req_" + reqID.suffix(16), to: &outData)
+                outData.append(contentsOf: #","status_code":200}}"#.utf8)
+                outData.append(10)
             }
         }
-        let outData = jsonl(shuffled(out))
-        let errData = jsonl(shuffled(errs))
+        let hasOut = !outData.isEmpty, hasErrs = !errData.isEmpty
         b = state.withLock { s -> OpenAIBatch in
             guard var cur = s.batches[id], !cur.materialized else { return s.batches[id]! }
-            if !out.isEmpty {
+            if hasOut {
                 let (fid, seq) = s.newID("file-")
                 s.files[fid] = StoredFile(id: fid, seq: seq, bytes: outData.count, createdAt: phase.since, filename: "batch_output.jsonl", purpose: "batch_output", data: outData)
                 cur.outputFileID = fid
             }
-            if !errs.isEmpty {
+            if hasErrs {
                 let (fid, seq) = s.newID("file-")
                 s.files[fid] = StoredFile(id: fid, seq: seq, bytes: errData.count, createdAt: phase.since, filename: "batch_errors.jsonl", purpose: "batch_output", data: errData)
                 cur.errorFileID = fid
@@ -311,7 +349,8 @@ public final class EmulatorCore: Sendable {
         let lc = b.lifecycle
         let (phase, since) = lc.phase(at: now)
         let done = lc.processed(at: now)
-        let failedCount = phase == .failed ? 0 : b.lines.prefix(done).filter { requestErrors($0.customID, faults: faults) }.count
+        let f = faults
+        let failedCount = phase == .failed ? 0 : b.lines.prefix(done).filter { requestErrors($0.customID, faults: f) }.count
         func ts(_ t: Double?) -> Any { t.map { Int($0) as Any } ?? NSNull() }
         let started = phase != .validating && phase != .failed && now >= lc.startAt
         let finalizing: Double? = [.finalizing, .completed].contains(phase) ? lc.workEndAt : nil
@@ -393,8 +432,7 @@ public final class EmulatorCore: Sendable {
             }
             guard seen.insert(id).inserted else { return anError(400, "invalid_request_error", "Duplicate custom_id '\(id)' in requests.") }
             guard let params = r["params"] as? [String: Any] else { return anError(400, "invalid_request_error", "requests.\(i).params: Field required") }
-            let bytes = (try? JSONSerialization.data(withJSONObject: params, options: [.sortedKeys])).map { [UInt8]($0) } ?? []
-            lines.append(Line(customID: id, body: bytes, model: params["model"] as? String ?? ""))
+            lines.append(Line(customID: id, body: FastJSON.data(params), model: params["model"] as? String ?? ""))
         }
         let cfg = configuration
         let f = faults
@@ -493,8 +531,8 @@ public final class EmulatorCore: Sendable {
 
     /// Every batch created so far, oldest first.
     public func stats(now: Double) -> EmulatorStats {
-        let (oa, an, sent429, sent5xx) = state.withLock { s in
-            (Array(s.batches.values), Array(s.messageBatches.values), s.http429Sent, s.http5xxSent)
+        let (oa, an, sent429, sent5xx, slow) = state.withLock { s in
+            (Array(s.batches.values), Array(s.messageBatches.values), s.http429Sent, s.http5xxSent, s.slowSent)
         }
         var rows: [EmulatorStats.Batch] = []
         var seqs: [Int] = []
@@ -510,14 +548,16 @@ public final class EmulatorCore: Sendable {
             seqs.append(b.seq)
         }
         let ordered = zip(seqs, rows).sorted { $0.0 < $1.0 }.map(\.1)
-        return EmulatorStats(batches: ordered, http429Sent: sent429, http5xxSent: sent5xx)
+        return EmulatorStats(batches: ordered, http429Sent: sent429, http5xxSent: sent5xx, slowResponsesSent: slow)
     }
 
     // MARK: Helpers
 
     private func hash(_ salt: String, _ value: some CustomStringConvertible) -> UInt64 {
         var h: UInt64 = 0xcbf2_9ce4_8422_2325 ^ configuration.seed &* 0x9E37_79B9_7F4A_7C15
-        for b in (salt + ":" + value.description).utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
+        for b in salt.utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
+        h = (h ^ 58) &* 0x100_0000_01b3
+        for b in value.description.utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
         h ^= h >> 33; h = h &* 0xff51_afd7_ed55_8ccd; h ^= h >> 33
         return h
     }
@@ -532,7 +572,8 @@ public final class EmulatorCore: Sendable {
     private func jsonl(_ rows: [[String: Any]]) -> [UInt8] {
         var out: [UInt8] = []
         for r in rows {
-            if let d = try? JSONSerialization.data(withJSONObject: r, options: [.sortedKeys, .withoutEscapingSlashes]) { out += d; out.append(10) }
+            FastJSON.write(r, to: &out)
+            out.append(10)
         }
         return out
     }
@@ -547,8 +588,7 @@ public final class EmulatorCore: Sendable {
     }
 
     private func json(_ status: Int, _ object: [String: Any]) -> EmulatorResponse {
-        let d = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data()
-        return EmulatorResponse(status: status, headers: ["content-type": "application/json"], body: [UInt8](d))
+        EmulatorResponse(status: status, headers: ["content-type": "application/json"], body: FastJSON.data(object))
     }
 
     private func oaError(_ status: Int, _ message: String, type: String, param: String? = nil, code: String?) -> EmulatorResponse {
@@ -594,6 +634,8 @@ public struct EmulatorStats: Sendable, Codable, Equatable {
     public var http429Sent: Int = 0
     /// Emulated server-error (500) responses sent so far.
     public var http5xxSent: Int = 0
+    /// Answers delayed by the slow-response fault so far.
+    public var slowResponsesSent: Int = 0
 
     /// Whether two batches hold the same packed requests (the same sorted custom_ids): a duplicate submission.
     public var duplicateSubmissions: Int {

@@ -29,6 +29,8 @@ public struct EmulatorResponse: Sendable {
     public var headers: [String: String]
     /// Response body.
     public var body: [UInt8]
+    /// Real seconds the front end waits before sending the answer (the slow-response fault); 0 = at once.
+    public var delaySeconds: Double = 0
 
     /// Creates a response.
     public init(status: Int, headers: [String: String] = [:], body: [UInt8] = []) {

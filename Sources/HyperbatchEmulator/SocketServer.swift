@@ -132,6 +132,7 @@ final class SocketServer: Sendable {
             }
         }
         let response = handler(EmulatorRequest(method: String(first[0]), path: path, query: query, headers: headers, body: body))
+        if response.delaySeconds > 0 { usleep(useconds_t(min(response.delaySeconds, 3600) * 1_000_000)) }
         var out = "HTTP/1.1 \(response.status) \(response.status < 400 ? "OK" : "Error")\r\n"
         for (k, v) in response.headers { out += "\(k): \(v)\r\n" }
         out += "content-length: \(response.body.count)\r\nconnection: close\r\n\r\n"

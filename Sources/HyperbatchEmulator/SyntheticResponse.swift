@@ -34,6 +34,28 @@ public enum SyntheticResponse {
                 "system_fingerprint": "fp_emulator"]
     }
 
+    /// Appends the JSON of `openAIBody(...)` to `out` (keys sorted), writing chat completions without dictionaries.
+    static func writeOpenAIBody(endpoint: String, customID: String, model: String, body: [UInt8], created: Int, to out: inout [UInt8]) {
+        if endpoint == "/v1/embeddings" {
+            FastJSON.write(openAIBody(endpoint: endpoint, customID: customID, model: model, body: body, created: created), to: &out)
+            return
+        }
+        let prompt = inputTokens(body: body)
+        out.append(contentsOf: #"{"choices":[{"finish_reason":"stop","index":0,"logprobs":null,"message":{"content":"#.utf8)
+        FastJSON.writeString(text(customID: customID, body: body), to: &out)
+        out.append(contentsOf: #","role":"assistant"}}],"created":"#.utf8)
+        FastJSON.writeInt(created, to: &out)
+        out.append(contentsOf: #","id":"chatcmpl-"#.utf8)
+        out.append(contentsOf: digest(customID.utf8).utf8)
+        out.append(contentsOf: #"","model":"#.utf8)
+        FastJSON.writeString(model, to: &out)
+        out.append(contentsOf: #","object":"chat.completion","system_fingerprint":"fp_emulator","usage":{"completion_tokens":4,"prompt_tokens":"#.utf8)
+        FastJSON.writeInt(prompt, to: &out)
+        out.append(contentsOf: #","total_tokens":"#.utf8)
+        FastJSON.writeInt(prompt + 4, to: &out)
+        out.append(contentsOf: "}}".utf8)
+    }
+
     /// Anthropic `message` object for a request.
     public static func anthropicMessage(customID: String, model: String, body: [UInt8]) -> [String: Any] {
         ["id": "msg_\(digest(Array(customID.utf8)))", "type": "message", "role": "assistant", "model": model,
