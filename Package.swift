@@ -100,6 +100,7 @@ let package = Package(
             name: "HyperbatchProvidersTests",
             dependencies: [
                 "HyperbatchProviders",
+                "HyperbatchEmulator",
                 "HyperbatchJobs",
                 "HyperbatchTestKit",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),

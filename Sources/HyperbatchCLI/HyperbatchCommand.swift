@@ -15,6 +15,9 @@ struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Run a benchmark; each reports ratios against a baseline measured in the same run.",
-        subcommands: [BenchCoreCommand.self, BenchEmulatorCommand.self, BenchDBCommand.self]
+        subcommands: [
+            BenchCoreCommand.self, BenchEmulatorCommand.self, BenchDBCommand.self, BenchIntentsCommand.self,
+            BenchFailuresCommand.self,
+        ]
     )
 }

@@ -25,6 +25,8 @@ public final class EmulatorCore: Sendable {
         var messageBatches: [String: AnthropicBatch] = [:]
         var faults: EmulatorFaults
         var calls: UInt64 = 0
+        var http429Sent = 0
+        var http5xxSent = 0
         mutating func newID(_ prefix: String) -> (String, Int) {
             nextID += 1
             return (prefix + String(format: "%012x", nextID), nextID)
@@ -69,12 +71,14 @@ public final class EmulatorCore: Sendable {
         let (f, call) = state.withLock { s -> (EmulatorFaults, UInt64) in s.calls += 1; return (s.faults, s.calls) }
         let roll = unit(hash("call", call))
         if roll < f.http429Rate {
+            state.withLock { $0.http429Sent += 1 }
             var r = anthropic ? anError(429, "rate_limit_error", "Rate limited (emulated)")
                 : oaError(429, "Rate limit reached (emulated).", type: "rate_limit_error", code: "rate_limit_exceeded")
             r.headers["retry-after"] = String(f.retryAfterSeconds)
             return r
         }
         if roll < f.http429Rate + f.http5xxRate {
+            state.withLock { $0.http5xxSent += 1 }
             var r = anthropic ? anError(500, "api_error", "Internal server error (emulated)")
                 : oaError(500, "The server had an error (emulated).", type: "server_error", code: nil)
             r.headers["x-should-retry"] = "true"
@@ -489,7 +493,9 @@ public final class EmulatorCore: Sendable {
 
     /// Every batch created so far, oldest first.
     public func stats(now: Double) -> EmulatorStats {
-        let (oa, an) = state.withLock { s in (Array(s.batches.values), Array(s.messageBatches.values)) }
+        let (oa, an, sent429, sent5xx) = state.withLock { s in
+            (Array(s.batches.values), Array(s.messageBatches.values), s.http429Sent, s.http5xxSent)
+        }
         var rows: [EmulatorStats.Batch] = []
         var seqs: [Int] = []
         for b in oa {
@@ -504,7 +510,7 @@ public final class EmulatorCore: Sendable {
             seqs.append(b.seq)
         }
         let ordered = zip(seqs, rows).sorted { $0.0 < $1.0 }.map(\.1)
-        return EmulatorStats(batches: ordered)
+        return EmulatorStats(batches: ordered, http429Sent: sent429, http5xxSent: sent5xx)
     }
 
     // MARK: Helpers
@@ -584,4 +590,14 @@ public struct EmulatorStats: Sendable, Codable, Equatable {
     }
     /// Batches in creation order.
     public var batches: [Batch]
+    /// Emulated rate-limit (429) responses sent so far.
+    public var http429Sent: Int = 0
+    /// Emulated server-error (500) responses sent so far.
+    public var http5xxSent: Int = 0
+
+    /// Whether two batches hold the same packed requests (the same sorted custom_ids): a duplicate submission.
+    public var duplicateSubmissions: Int {
+        var seen: Set<String> = []
+        return batches.filter { !seen.insert($0.provider + ":" + $0.customIDDigest).inserted }.count
+    }
 }

@@ -56,6 +56,26 @@ final class SocketServer: Sendable {
         close(fd)
     }
 
+    /// Decodes a complete chunked body; nil while more bytes are needed.
+    static func decodeChunked(_ raw: [UInt8]) -> [UInt8]? {
+        var out: [UInt8] = []
+        out.reserveCapacity(raw.count)
+        var i = 0
+        while true {
+            guard let lineEnd = Multipart.find([13, 10], in: raw, from: i) else { return nil }
+            let sizeText = String(decoding: raw[i..<lineEnd], as: UTF8.self).split(separator: ";").first ?? ""
+            guard let size = Int(sizeText.trimmingCharacters(in: .whitespaces), radix: 16) else { return out }
+            let start = lineEnd + 2
+            if size == 0 {
+                // Trailers (usually none) end with an empty line.
+                return Multipart.find([13, 10], in: raw, from: start) != nil ? out : nil
+            }
+            guard raw.count >= start + size + 2 else { return nil }
+            out += raw[start..<(start + size)]
+            i = start + size + 2
+        }
+    }
+
     private static func serve(_ c: Int32, handler: @Sendable (EmulatorRequest) -> EmulatorResponse) {
         defer { close(c) }
         var buf = [UInt8]()
@@ -75,14 +95,32 @@ final class SocketServer: Sendable {
             guard let i = h.firstIndex(of: ":") else { continue }
             headers[h[..<i].lowercased()] = h[h.index(after: i)...].trimmingCharacters(in: .whitespaces)
         }
-        var body = Array(buf[(headerEnd! + 4)...])
-        let length = Int(headers["content-length"] ?? "0") ?? 0
-        while body.count < length {
-            let n = read(c, &chunk, chunk.count)
-            if n <= 0 { return }
-            body += chunk[0..<n]
-        }
         if headers["expect"]?.lowercased() == "100-continue" { _ = "HTTP/1.1 100 Continue\r\n\r\n".withCString { write(c, $0, strlen($0)) } }
+        var body = Array(buf[(headerEnd! + 4)...])
+        if headers["transfer-encoding"]?.lowercased().contains("chunked") == true {
+            // Streaming clients (AsyncHTTPClient with a streamed body) send chunked bodies.
+            var decoded: [UInt8]?
+            while true {
+                // Parse only once the terminal chunk may have arrived, so a large upload is decoded once.
+                if body.count >= 5, body[(body.count - 5)...].elementsEqual([48, 13, 10, 13, 10]),
+                    let parsed = Self.decodeChunked(body)
+                {
+                    decoded = parsed
+                    break
+                }
+                let n = read(c, &chunk, chunk.count)
+                if n <= 0 { return }
+                body += chunk[0..<n]
+            }
+            body = decoded ?? []
+        } else {
+            let length = Int(headers["content-length"] ?? "0") ?? 0
+            while body.count < length {
+                let n = read(c, &chunk, chunk.count)
+                if n <= 0 { return }
+                body += chunk[0..<n]
+            }
+        }
         let target = String(first[1])
         var path = target
         var query: [String: String] = [:]

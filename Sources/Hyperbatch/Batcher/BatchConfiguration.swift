@@ -44,6 +44,11 @@ public struct BatchConfiguration: Sendable, Hashable {
     public var flushPolicy: FlushPolicy = .eager
     /// Handler latency assumed for the deadline flush until the key has measured its own.
     public var defaultPredictedLatency: Duration = .zero
+    /// Per-key AIMD control of the batch-size limit (within `maxBatchSize`); nil (the default) keeps `maxBatchSize`.
+    public var adaptiveBatchSize: AdaptiveBatchSizeConfiguration? = nil
+    /// Whether each key fits its handler latency against batch weight (``LatencyModel``) and uses the prediction for
+    /// the deadline flush instead of `defaultPredictedLatency`. Off by default.
+    public var learnsHandlerLatency: Bool = false
 
     /// Creates the default configuration.
     public init() {}
@@ -78,6 +83,12 @@ public struct BatchConfiguration: Sendable, Hashable {
         }
         if defaultPredictedLatency < .zero {
             throw fail("defaultPredictedLatency must not be negative, got \(defaultPredictedLatency)")
+        }
+        if let adaptive = adaptiveBatchSize {
+            if adaptive.minBatchSize < 1 { throw fail("adaptiveBatchSize.minBatchSize must be at least 1, got \(adaptive.minBatchSize)") }
+            if !(adaptive.decreaseFactor > 0 && adaptive.decreaseFactor < 1) {
+                throw fail("adaptiveBatchSize.decreaseFactor must be in (0, 1), got \(adaptive.decreaseFactor)")
+            }
         }
         if let batch = maxBatchWeight, let pending = maxPendingWeight, pending < batch {
             throw fail("maxPendingWeight (\(pending)) must be at least maxBatchWeight (\(batch))")

@@ -5,11 +5,12 @@ extension ClockedBatcher {
     /// answered) and returns `body`'s result. For scripts and tests; services run the batcher in a `ServiceGroup`.
     @inlinable public static func withBatcher<R: Sendable>(
         configuration: BatchConfiguration = .init(), clock: C, weigh: (@Sendable (Input) -> Int)? = nil,
-        logger: Logger = Logger(label: "hyperbatch.batcher"), handler: @escaping Handler,
-        _ body: (ClockedBatcher) async throws -> R
+        logger: Logger = Logger(label: "hyperbatch.batcher"), failurePolicy: FailurePolicy? = nil,
+        handler: @escaping Handler, _ body: (ClockedBatcher) async throws -> R
     ) async throws -> R {
         let batcher = try ClockedBatcher(
-            configuration: configuration, clock: clock, weigh: weigh, logger: logger, handler: handler)
+            configuration: configuration, clock: clock, weigh: weigh, logger: logger, failurePolicy: failurePolicy,
+            handler: handler)
         return try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await batcher.run() }
             let result: Result<R, any Error>
@@ -24,23 +25,24 @@ extension ClockedBatcher {
     /// input and fails the whole batch by throwing.
     @inlinable public static func withBatcher<R: Sendable>(
         configuration: BatchConfiguration = .init(), clock: C, weigh: (@Sendable (Input) -> Int)? = nil,
-        logger: Logger = Logger(label: "hyperbatch.batcher"),
+        logger: Logger = Logger(label: "hyperbatch.batcher"), failurePolicy: FailurePolicy? = nil,
         allOrNothing handler: @escaping @Sendable (Key, [Input]) async throws -> [Output],
         _ body: (ClockedBatcher) async throws -> R
     ) async throws -> R {
         try await withBatcher(
             configuration: configuration, clock: clock, weigh: weigh, logger: logger,
-            handler: Self.allOrNothing(handler), body)
+            failurePolicy: failurePolicy, handler: Self.allOrNothing(handler), body)
     }
 
     /// Creates a batcher whose handler returns one output per input and fails the whole batch by throwing.
     @inlinable public convenience init(
         configuration: BatchConfiguration = .init(), clock: C, weigh: (@Sendable (Input) -> Int)? = nil,
-        logger: Logger = Logger(label: "hyperbatch.batcher"),
+        logger: Logger = Logger(label: "hyperbatch.batcher"), failurePolicy: FailurePolicy? = nil,
         allOrNothing handler: @escaping @Sendable (Key, [Input]) async throws -> [Output]
     ) throws(BatcherError) {
         try self.init(
-            configuration: configuration, clock: clock, weigh: weigh, logger: logger, handler: Self.allOrNothing(handler))
+            configuration: configuration, clock: clock, weigh: weigh, logger: logger, failurePolicy: failurePolicy,
+            handler: Self.allOrNothing(handler))
     }
 
     @inlinable static func allOrNothing(_ handler: @escaping @Sendable (Key, [Input]) async throws -> [Output]) -> Handler {
@@ -52,41 +54,45 @@ extension ClockedBatcher where C == ContinuousClock {
     /// Creates a batcher on the continuous clock.
     @inlinable public convenience init(
         configuration: BatchConfiguration = .init(), weigh: (@Sendable (Input) -> Int)? = nil,
-        logger: Logger = Logger(label: "hyperbatch.batcher"), handler: @escaping Handler
+        logger: Logger = Logger(label: "hyperbatch.batcher"), failurePolicy: FailurePolicy? = nil,
+        handler: @escaping Handler
     ) throws(BatcherError) {
-        try self.init(configuration: configuration, clock: ContinuousClock(), weigh: weigh, logger: logger, handler: handler)
+        try self.init(
+            configuration: configuration, clock: ContinuousClock(), weigh: weigh, logger: logger,
+            failurePolicy: failurePolicy, handler: handler)
     }
 
     /// Creates a batcher on the continuous clock whose handler returns one output per input (all or nothing).
     @inlinable public convenience init(
         configuration: BatchConfiguration = .init(), weigh: (@Sendable (Input) -> Int)? = nil,
-        logger: Logger = Logger(label: "hyperbatch.batcher"),
+        logger: Logger = Logger(label: "hyperbatch.batcher"), failurePolicy: FailurePolicy? = nil,
         allOrNothing handler: @escaping @Sendable (Key, [Input]) async throws -> [Output]
     ) throws(BatcherError) {
         try self.init(
             configuration: configuration, clock: ContinuousClock(), weigh: weigh, logger: logger,
-            handler: Self.allOrNothing(handler))
+            failurePolicy: failurePolicy, handler: Self.allOrNothing(handler))
     }
 
     /// ``withBatcher(configuration:clock:weigh:logger:handler:_:)`` on the continuous clock.
     @inlinable public static func withBatcher<R: Sendable>(
         configuration: BatchConfiguration = .init(), weigh: (@Sendable (Input) -> Int)? = nil,
-        logger: Logger = Logger(label: "hyperbatch.batcher"), handler: @escaping Handler,
-        _ body: (ClockedBatcher) async throws -> R
+        logger: Logger = Logger(label: "hyperbatch.batcher"), failurePolicy: FailurePolicy? = nil,
+        handler: @escaping Handler, _ body: (ClockedBatcher) async throws -> R
     ) async throws -> R {
         try await withBatcher(
-            configuration: configuration, clock: ContinuousClock(), weigh: weigh, logger: logger, handler: handler, body)
+            configuration: configuration, clock: ContinuousClock(), weigh: weigh, logger: logger,
+            failurePolicy: failurePolicy, handler: handler, body)
     }
 
     /// ``withBatcher(configuration:clock:weigh:logger:allOrNothing:_:)`` on the continuous clock.
     @inlinable public static func withBatcher<R: Sendable>(
         configuration: BatchConfiguration = .init(), weigh: (@Sendable (Input) -> Int)? = nil,
-        logger: Logger = Logger(label: "hyperbatch.batcher"),
+        logger: Logger = Logger(label: "hyperbatch.batcher"), failurePolicy: FailurePolicy? = nil,
         allOrNothing handler: @escaping @Sendable (Key, [Input]) async throws -> [Output],
         _ body: (ClockedBatcher) async throws -> R
     ) async throws -> R {
         try await withBatcher(
             configuration: configuration, clock: ContinuousClock(), weigh: weigh, logger: logger,
-            handler: Self.allOrNothing(handler), body)
+            failurePolicy: failurePolicy, handler: Self.allOrNothing(handler), body)
     }
 }

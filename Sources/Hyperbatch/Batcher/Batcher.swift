@@ -69,6 +69,8 @@ where C.Duration == Duration {
         @usableFromInline var idleWorkers: [UnsafeContinuation<Machine.Batch?, Never>] = []
         /// Workers started or requested.
         @usableFromInline var workers = 0
+        /// Per-key AIMD limit and latency fit (only with `adaptiveBatchSize` or `learnsHandlerLatency`).
+        @usableFromInline var adaptation: [Key: KeyAdaptation<C.Instant>] = [:]
     }
 
     /// The configuration, validated.
@@ -76,7 +78,10 @@ where C.Duration == Duration {
     @usableFromInline let clock: C
     @usableFromInline let weigh: (@Sendable (Input) -> Int)?
     @usableFromInline let handler: Handler
+    /// Runs batches with retry, bisection, breaker and dead letters when a ``FailurePolicy`` was given.
+    @usableFromInline let executor: BatchExecutor<Key, Input, Output, C>?
     @usableFromInline let logger: Logger
+    @usableFromInline let metrics: HyperbatchMetrics
     @usableFromInline let state: Mutex<State>
     @usableFromInline let nextItemID = Atomic<UInt64>(0)
 
@@ -87,16 +92,24 @@ where C.Duration == Duration {
     ///   - clock: the clock timers sleep on.
     ///   - weigh: the weight of an input (for example its tokens); each input weighs 1 when nil.
     ///   - logger: receives debug logs per flush; the batcher never bootstraps logging.
+    ///   - failurePolicy: retry, bisection, circuit breaker and dead letters for batch-level failures; nil (the
+    ///     default) fails every item of a batch whose handler throws.
     ///   - handler: runs one batch; returns one result per input, in order.
     public init(
         configuration: BatchConfiguration = .init(), clock: C, weigh: (@Sendable (Input) -> Int)? = nil,
-        logger: Logger = Logger(label: "hyperbatch.batcher"), handler: @escaping Handler
+        logger: Logger = Logger(label: "hyperbatch.batcher"), failurePolicy: FailurePolicy? = nil,
+        handler: @escaping Handler
     ) throws(BatcherError) {
         try configuration.validate()
         self.configuration = configuration
         self.clock = clock
         self.weigh = weigh
         self.handler = handler
+        let metrics = HyperbatchMetrics()
+        self.metrics = metrics
+        self.executor = failurePolicy.map {
+            BatchExecutor(policy: $0, clock: clock, logger: logger, metrics: metrics, handler: handler)
+        }
         self.logger = logger
         self.state = Mutex(State(machine: Machine(configuration: configuration)))
     }
@@ -311,8 +324,11 @@ where C.Duration == Duration {
                     "batch.weight": "\(batch.weight)", "batch.reason": "\(batch.reason.rawValue)",
                 ])
         }
+        let started = clock.now
         let results: [Result<Output, any Error>]
-        do {
+        if let executor {
+            results = await executor.execute(key: batch.key, inputs: batch.inputs, deadlines: batch.deadlines)
+        } else { do {
             let output = try await handler(batch.key, batch.inputs)
             if output.count == batch.inputs.count {
                 results = output
@@ -324,10 +340,28 @@ where C.Duration == Duration {
             }
         } catch {
             results = Array(repeating: .failure(error), count: batch.inputs.count)
-        }
+        } }
         let now = clock.now
+        let failed = results.reduce(0) { count, result in
+            if case .failure = result { count + 1 } else { count }
+        }
+        let handlerDuration = started.duration(to: now)
+        var pending = 0
+        var limit = 0
+        var predicted: Duration? = nil
         let (waiters, next, effects) = state.withLock { state -> ([Waiter?], Machine.Batch?, Effects) in
+            let adapted = Self.adapt(&state, batch: batch, failed: failed, latency: handlerDuration, now: now)
+            pending = state.machine.pendingCount(key: batch.key)
+            limit = state.machine.batchSizeLimit(key: batch.key)
+            if state.machine.configuration.learnsHandlerLatency {
+                predicted = state.adaptation[batch.key]?.latency.predict(weight: batch.weight)
+            }
             var (waiters, actions) = state.machine.batchFinished(key: batch.key, batchID: batch.id, now: now)
+            if let adapted {
+                actions.dispatch.append(contentsOf: adapted.dispatch)
+                actions.timers.append(contentsOf: adapted.timers)
+                actions.failed.append(contentsOf: adapted.failed)
+            }
             let mine = actions.dispatch.isEmpty ? nil : actions.dispatch.removeFirst()
             var effects = Self.collect(actions, into: &state)
             let next = mine ?? state.readyBatches.popFirst()
@@ -336,7 +370,68 @@ where C.Duration == Duration {
         }
         for (waiter, result) in zip(waiters, results) { waiter?.resume(with: result) }
         effects.perform()
+        metrics.batchFinished(
+            label: batch.key.metricsLabel, reason: batch.reason, size: batch.inputs.count, weight: batch.weight,
+            failed: failed, queueTimes: batch.enqueuedAt.map { $0.duration(to: started) }, handlerDuration: handlerDuration,
+            latencies: batch.enqueuedAt.map { $0.duration(to: now) }, pending: pending, batchSizeLimit: limit,
+            predictedLatency: predicted)
         return next
+    }
+
+    /// Feeds a finished batch to its key's AIMD controller and latency fit and hands the results to the machine.
+    @inlinable static func adapt(
+        _ state: inout State, batch: Machine.Batch, failed: Int, latency: Duration, now: C.Instant
+    ) -> Machine.Actions? {
+        let configuration = state.machine.configuration
+        if state.adaptation.count >= 4096, state.adaptation[batch.key] == nil { state.adaptation.removeAll() }
+        var adaptation = state.adaptation[batch.key] ?? KeyAdaptation(configuration: configuration)
+        adaptation.recordHealth(size: batch.inputs.count, failed: failed, latency: latency, now: now)
+        guard configuration.adaptiveBatchSize != nil || configuration.learnsHandlerLatency else {
+            state.adaptation[batch.key] = adaptation
+            return nil
+        }
+        var actions = Machine.Actions()
+        if adaptation.size != nil {
+            let limit = adaptation.size!.record(size: batch.inputs.count, failedItems: failed, latency: latency)
+            actions = state.machine.setBatchSizeLimit(key: batch.key, limit, now: now)
+        }
+        if configuration.learnsHandlerLatency {
+            adaptation.latency.record(weight: batch.weight, latency: latency)
+            if let predicted = adaptation.latency.predict(weight: configuration.maxBatchWeight ?? batch.weight) {
+                let more = state.machine.setPredictedLatency(key: batch.key, predicted, now: now)
+                actions.dispatch.append(contentsOf: more.dispatch)
+                actions.timers.append(contentsOf: more.timers)
+                actions.failed.append(contentsOf: more.failed)
+            }
+        }
+        state.adaptation[batch.key] = adaptation
+        return actions
+    }
+
+    /// A snapshot of every key that has finished a batch (up to 4,096 keys), and of the whole batcher.
+    public func health() -> HealthStatus<Key, C.Instant> {
+        let breakerStates = executor.map { executor in executor.state.withLock { $0.breakers.mapValues(\.state) } } ?? [:]
+        return state.withLock { state in
+            var keys: [Key: HealthStatus<Key, C.Instant>.KeyStatus] = [:]
+            for (key, adaptation) in state.adaptation {
+                let breaker = breakerStates[key] ?? .closed
+                keys[key] = .init(
+                    isHealthy: breaker == .closed && adaptation.errorRate < 0.5, breakerState: breaker,
+                    batchSizeLimit: state.machine.batchSizeLimit(key: key), errorRate: adaptation.errorRate,
+                    averageLatency: adaptation.averageLatency, lastSuccessfulFlush: adaptation.lastSuccess,
+                    pending: state.machine.pendingCount(key: key))
+            }
+            return HealthStatus(isHealthy: !state.machine.isFinished && keys.values.allSatisfy(\.isHealthy), keys: keys)
+        }
+    }
+
+    /// The current batch-size limit of `key` (below `maxBatchSize` when the AIMD controller shrank it).
+    @inlinable public func batchSizeLimit(for key: Key) -> Int { state.withLock { $0.machine.batchSizeLimit(key: key) } }
+
+    /// The handler latency `key` predicts for a batch of `weight` (nil until it has finished a batch, or when
+    /// `learnsHandlerLatency` is off).
+    @inlinable public func predictedLatency(for key: Key, weight: Int) -> Duration? {
+        state.withLock { $0.adaptation[key]?.latency.predict(weight: weight) }
     }
 
     // MARK: - Effects
