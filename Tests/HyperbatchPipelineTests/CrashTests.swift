@@ -86,6 +86,6 @@ import Testing
         #expect(succeeded == count)
         let s = try await stats(port)
         #expect(s.duplicateSubmissions == 0)
-        #expect(!s.batches.isEmpty)
+        #expect(s.batches.count >= count / 100)  // at least one provider batch per 100 requests was created
     }
 }

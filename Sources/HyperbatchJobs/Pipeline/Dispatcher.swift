@@ -67,6 +67,7 @@ public struct Dispatcher<P: BatchProvider>: Sendable {
     public func submit(_ batch: ProviderBatchRecord) async throws -> String? {
         let spec = batch.spec
         let lines = StoreRequestLines(store: store, batch: batch.id, pageSize: configuration.uploadPageSize)
+        let providerBatchID: String
         do {
             try await store.markUploading(batch: batch.id, at: now())
             var fileID = batch.inputFileID
@@ -79,8 +80,7 @@ public struct Dispatcher<P: BatchProvider>: Sendable {
             try await configuration.onPhase?(.created, batch.id)
             try await store.recordSubmitted(batch: batch.id, providerBatchID: status.id, at: now())
             logger.info("submitted batch", metadata: ["batch": "\(batch.id)", "provider_batch": "\(status.id)", "requests": "\(batch.requestCount)"])
-            try await configuration.onPhase?(.submitted, batch.id)
-            return status.id
+            providerBatchID = status.id
         } catch let error as ProviderError where !error.isRetryable {
             logger.warning("provider refused batch", metadata: ["batch": "\(batch.id)", "error": "\(error)"])
             try await store.abandonBatch(batch.id, error: error, at: now())
@@ -94,6 +94,9 @@ public struct Dispatcher<P: BatchProvider>: Sendable {
             logger.warning("batch submit failed; recovery will look it up by tag", metadata: ["batch": "\(batch.id)", "error": "\(error)"])
             return nil
         }
+        // Outside the catch above: once recorded, nothing may abandon the batch.
+        try await configuration.onPhase?(.submitted, batch.id)
+        return providerBatchID
     }
 }
 
