@@ -116,6 +116,8 @@ let package = Package(
             dependencies: [
                 "Hyperbatch",
                 "HyperbatchJobs",
+                "HyperbatchProviders",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 "HyperbatchEmulator",
                 "HyperbatchPostgres",
                 "HyperbatchSQLite",
@@ -147,6 +149,15 @@ let package = Package(
             dependencies: [
                 "HyperbatchPostgres", "Hyperbatch",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "HyperbatchPipelineTests",
+            dependencies: [
+                "HyperbatchJobs", "HyperbatchSQLite", "HyperbatchProviders", "HyperbatchEmulator", "HyperbatchTestKit",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict

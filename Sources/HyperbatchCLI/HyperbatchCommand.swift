@@ -6,7 +6,9 @@ struct HyperbatchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "hyperbatch",
         abstract: "Batch work the way production systems need it.",
-        subcommands: [BenchCommand.self, EmulatorCommand.self]
+        subcommands: [
+            RunCommand.self, SubmitCommand.self, WorkerCommand.self, StatusCommand.self, ResultsCommand.self, CancelCommand.self, BenchCommand.self, EmulatorCommand.self,
+        ]
     )
 }
 

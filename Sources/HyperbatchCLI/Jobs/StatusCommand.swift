@@ -1,0 +1,82 @@
+import ArgumentParser
+import Foundation
+import HyperbatchJobs
+import Logging
+
+/// `hyperbatch status [JOB]`: counts per state and provider batches of one job, or every job.
+struct StatusCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "status", abstract: "Show jobs: requests per state and provider batches.")
+
+    @Argument(help: "Job id (all jobs when omitted).") var job: String?
+    @Option(help: "SQLite store path.") var store: String = JobCLI.defaultStore
+    @Flag(help: "Print JSON.") var json = false
+
+    struct JobStatus: Encodable {
+        var job: String
+        var provider: String
+        var state: String
+        var counts: [String: Int]
+        var batches: [String: Int]
+        var inputTokens: Int
+        var outputTokens: Int
+    }
+
+    func run() async throws {
+        let store = try JobCLI.openStore(self.store)
+        let jobs = try await store.listJobs().filter { job == nil || $0.id.rawValue == job }
+        if let job, jobs.isEmpty { throw ValidationFailure("no job \(job) in \(self.store)") }
+        var out: [JobStatus] = []
+        for j in jobs {
+            let counts = try await store.requestCounts(job: j.id)
+            var batches: [String: Int] = [:]
+            for b in try await store.batches(job: j.id) { batches[b.state.rawValue, default: 0] += 1 }
+            let usage = try await store.tokenUsage(job: j.id)
+            out.append(JobStatus(
+                job: j.id.rawValue, provider: j.provider.rawValue, state: j.state.rawValue, counts: JobCLI.countsJSON(counts),
+                batches: batches, inputTokens: usage.inputTokens, outputTokens: usage.outputTokens))
+            if !json {
+                let b = batches.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
+                print("\(j.id) [\(j.provider.rawValue), \(j.state.rawValue)]: \(JobCLI.describe(counts)); batches: \(b.isEmpty ? "none" : b); tokens in \(usage.inputTokens) out \(usage.outputTokens)")
+            }
+        }
+        if json { try JobCLI.printJSON(out) }
+    }
+}
+
+/// `hyperbatch results JOB --output F`: one JSON line per custom_id.
+struct ResultsCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "results", abstract: "Write a job's results, one JSON line per custom_id.")
+
+    @Argument(help: "Job id.") var job: String
+    @Option(help: "SQLite store path.") var store: String = JobCLI.defaultStore
+    @Option(help: "Output file.") var output: String
+
+    func run() async throws {
+        let store = try JobCLI.openStore(self.store)
+        guard try await store.job(JobID(job)) != nil else { throw ValidationFailure("no job \(job) in \(self.store)") }
+        let written = try await JobCLI.writeResults(store: store, job: JobID(job), to: output)
+        print("\(written) results in \(output)")
+    }
+}
+
+/// `hyperbatch cancel JOB`: cancel pending requests and the job's live provider batches.
+struct CancelCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "cancel", abstract: "Cancel a job and its live provider batches.")
+
+    @Argument(help: "Job id.") var job: String
+    @Option(help: "SQLite store path.") var store: String = JobCLI.defaultStore
+    @Option(help: "openai | anthropic | emulator (with --base-url).") var provider: String
+    @Option(help: "Provider base URL.") var baseURL: String?
+
+    func run() async throws {
+        guard let choice = ProviderChoice(rawValue: provider) else { throw ValidationError("--provider must be openai, anthropic or emulator") }
+        let store = try JobCLI.openStore(self.store)
+        guard try await store.job(JobID(job)) != nil else { throw ValidationFailure("no job \(job) in \(self.store)") }
+        try await JobCLI.withProvider(choice, baseURL: baseURL, logger: Logger(label: "hyperbatch.cancel")) { provider in
+            try await JobCLI.withRunner(store: store, provider: provider, configuration: PipelineConfiguration(), logger: Logger(label: "hyperbatch.cancel")) {
+                try await $0.cancel(JobID(job))
+            }
+        }
+        print("job \(job) cancelled: \(JobCLI.describe(try await store.requestCounts(job: JobID(job))))")
+    }
+}

@@ -1,0 +1,187 @@
+import Foundation
+import Logging
+import ServiceLifecycle
+
+/// Drives the durable pipeline for one provider: recovery, dispatch, polling and reconciliation, in passes.
+///
+/// Each pass: ``Recovery`` resumes `building`/`uploading` batches (lookup by tag first), the ``Dispatcher`` packs and
+/// submits pending requests, the ``Poller`` polls submitted batches that are due, and the ``Reconciler`` applies the
+/// results of ended ones. Everything durable is in the store, so a new runner over the same store resumes where a
+/// stopped (or killed) one left off. As a `Service`, ``run()`` works on every job until graceful shutdown; the CLI
+/// uses ``runUntilDone(job:onProgress:)``.
+public final class JobRunner<P: BatchProvider, C: Clock>: Service, Sendable where C.Duration == Duration {
+    public let store: any JobStore
+    public let provider: P
+    public let configuration: PipelineConfiguration
+    public let clock: C
+    public let logger: Logger
+    let now: @Sendable () -> Date
+
+    /// The parts, exposed for callers that drive a single step.
+    public let dispatcher: Dispatcher<P>
+    public let recovery: Recovery<P>
+    public let poller: Poller<P>
+    public let reconciler: Reconciler<P>
+
+    /// Creates a runner; `now` stamps store records (wall time in production).
+    public init(
+        store: any JobStore, provider: P, configuration: PipelineConfiguration = .init(), clock: C, logger: Logger,
+        now: @escaping @Sendable () -> Date = { Date() }
+    ) {
+        self.store = store
+        self.provider = provider
+        self.configuration = configuration
+        self.clock = clock
+        self.logger = logger
+        self.now = now
+        self.dispatcher = Dispatcher(store: store, provider: provider, configuration: configuration, logger: logger, now: now)
+        self.recovery = Recovery(dispatcher: dispatcher)
+        self.poller = Poller(store: store, provider: provider, schedule: configuration.poll, logger: logger, now: now)
+        self.reconciler = Reconciler(store: store, provider: provider, logger: logger, onPhase: configuration.onPhase, now: now)
+    }
+
+    /// In-memory poll bookkeeping of one runner (lost on restart: a restarted runner polls every live batch at once).
+    public struct PollBook: Sendable {
+        var next: [Int64: C.Instant] = [:]
+        var polls: [Int64: Int] = [:]
+        var failures: [Int64: Int] = [:]
+
+        /// Empty bookkeeping.
+        public init() {}
+
+        /// The earliest scheduled poll, if any.
+        public var earliest: C.Instant? { next.values.min() }
+    }
+
+    /// What one pass did.
+    public struct PassSummary: Sendable, Hashable {
+        /// Batches claimed (and sent) by the dispatcher.
+        public var claimed = 0
+        /// Polls made.
+        public var polled = 0
+        /// Batches reconciled.
+        public var reconciled = 0
+        /// Whether the pass changed durable state in a way that warrants another pass at once.
+        public var progressed: Bool { claimed > 0 || reconciled > 0 }
+    }
+
+    /// One pass over `job` (all jobs when nil).
+    public func pass(job: JobID?, book: inout PollBook) async throws -> PassSummary {
+        var summary = PassSummary()
+        try await recovery.resume(job: job)
+        summary.claimed = try await dispatcher.dispatch(job: job)
+        for batch in try await store.liveBatches(job: job) where batch.key.provider == provider.kind {
+            try Task.checkCancellation()
+            switch batch.state {
+            case .submitted:
+                let instant = clock.now
+                if let due = book.next[batch.id], due > instant { continue }
+                summary.polled += 1
+                switch try await poller.poll(batch) {
+                case .running:
+                    let n = book.polls[batch.id, default: 0]
+                    book.polls[batch.id] = n + 1
+                    book.failures[batch.id] = nil
+                    book.next[batch.id] = clock.now.advanced(by: configuration.poll.delay(poll: n))
+                    try await configuration.onPhase?(.polled, batch.id)
+                case .failed:
+                    let f = book.failures[batch.id, default: 0] + 1
+                    book.failures[batch.id] = f
+                    book.next[batch.id] = clock.now.advanced(by: configuration.poll.errorDelay(failures: f))
+                case .gone:
+                    book.next[batch.id] = nil
+                    _ = try await store.finishReconcile(batch: batch.id, missing: .expired, at: now())
+                    summary.reconciled += 1
+                case .ended(let status):
+                    try await configuration.onPhase?(.polled, batch.id)
+                    book.next[batch.id] = nil
+                    if try await reconcile(batch, status: status) { summary.reconciled += 1 }
+                }
+            case .ended:
+                if try await reconcile(batch, status: nil) { summary.reconciled += 1 }
+            case .building, .uploading, .reconciled, .abandoned:
+                continue
+            }
+        }
+        return summary
+    }
+
+    private func reconcile(_ batch: ProviderBatchRecord, status: ProviderBatchStatus?) async throws -> Bool {
+        do {
+            try await reconciler.reconcile(batch, status: status)
+            return true
+        } catch let error as PipelineStop {
+            throw error
+        } catch is CancellationError {
+            throw CancellationError()
+        } catch {
+            logger.warning("reconcile failed; will retry", metadata: ["batch": "\(batch.id)", "error": "\(error)"])
+            return false
+        }
+    }
+
+    /// Whether every request of the job is terminal and none of its batches still needs work.
+    public func isDone(job: JobID) async throws -> Bool {
+        let counts = try await store.requestCounts(job: job)
+        guard counts.terminal == counts.total else { return false }
+        return try await store.liveBatches(job: job).isEmpty
+    }
+
+    /// Runs passes over `job` until every request is terminal; sleeps on the injected clock between passes that
+    /// made no progress (until the next poll is due, at most ``PipelineConfiguration/idleDelay``).
+    /// Returns the final counts per state.
+    @discardableResult
+    public func runUntilDone(job: JobID, onProgress: (@Sendable (RequestStateCounts) -> Void)? = nil) async throws -> RequestStateCounts {
+        var book = PollBook()
+        while true {
+            try Task.checkCancellation()
+            let summary = try await pass(job: job, book: &book)
+            let counts = try await store.requestCounts(job: job)
+            onProgress?(counts)
+            if counts.terminal == counts.total, try await store.liveBatches(job: job).isEmpty { return counts }
+            if !summary.progressed { try await idle(book) }
+        }
+    }
+
+    private func idle(_ book: PollBook) async throws {
+        var delay = configuration.idleDelay
+        if let earliest = book.earliest {
+            let untilDue = clock.now.duration(to: earliest)
+            delay = max(.zero, min(delay, untilDue))
+        }
+        if delay > .zero { try await clock.sleep(for: delay) }
+    }
+
+    /// Works on every job until graceful shutdown (the long-running `worker`).
+    public func run() async throws {
+        try await cancelWhenGracefulShutdown {
+            var book = PollBook()
+            while !Task.isCancelled {
+                do {
+                    let summary = try await self.pass(job: nil, book: &book)
+                    if !summary.progressed { try await self.idle(book) }
+                } catch is CancellationError {
+                    return
+                }
+            }
+        }
+    }
+
+    /// Cancels the job: pending requests `canceled`, live provider batches cancelled at the provider (their results
+    /// are still applied by later passes), batches never sent abandoned with a permanent error.
+    public func cancel(job: JobID) async throws {
+        for batch in try await store.cancelJob(job, at: now()) where batch.key.provider == provider.kind {
+            if let id = batch.providerBatchID {
+                do {
+                    _ = try await provider.cancelBatch(id: id)
+                } catch {
+                    logger.warning("provider cancel failed", metadata: ["batch": "\(batch.id)", "error": "\(error)"])
+                }
+            } else if batch.state == .building {
+                try await store.abandonBatch(
+                    batch.id, error: ProviderError(type: "canceled", code: "job_canceled", message: "the job was cancelled before the batch was sent"),
+                    at: now())
+            }
+        }
+    }
+}

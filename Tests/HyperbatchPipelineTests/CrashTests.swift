@@ -1,0 +1,91 @@
+import AsyncHTTPClient
+import Foundation
+import HyperbatchEmulator
+import Testing
+
+/// Kills `hyperbatch run` with SIGKILL at random moments, restarts it, and checks the invariants at the end: every
+/// request has exactly one result and the emulator (a separate `hyperbatch emulator` process, so it survives the
+/// kills) saw no provider batch created twice for the same requests.
+///
+/// Needs the debug binary (`swift build` builds it); skipped when it is missing.
+@Suite struct CrashTests {
+    static let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static let binary = packageRoot.appendingPathComponent(".build/debug/hyperbatch").path
+    static var binaryExists: Bool { FileManager.default.isExecutableFile(atPath: binary) }
+
+    func spawn(_ arguments: [String], output: FileHandle? = nil) throws -> Process {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: Self.binary)
+        p.arguments = arguments
+        p.standardOutput = output ?? FileHandle.nullDevice
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        return p
+    }
+
+    func stats(_ port: Int) async throws -> EmulatorStats {
+        let response = try await HTTPClient.shared.get(url: "http://127.0.0.1:\(port)/_emulator/stats").get()
+        let body = response.body.map { Data($0.readableBytesView) } ?? Data()
+        return try JSONDecoder().decode(EmulatorStats.self, from: body)
+    }
+
+    @Test("SIGKILL at random moments ≥ 20 times, restart: exactly one result per custom_id, no batch created twice",
+          .enabled(if: CrashTests.binaryExists), .timeLimit(.minutes(5)))
+    func killAndRestart() async throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("hb-crash-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let input = dir.appendingPathComponent("requests.jsonl").path
+        let count = 2_000
+        FileManager.default.createFile(atPath: input, contents: Data(PipelineHarness.jsonl(count)))
+        let store = dir.appendingPathComponent("store.sqlite").path
+        let output = dir.appendingPathComponent("results.jsonl").path
+
+        let port = Int.random(in: 20_000..<40_000)
+        let emulator = try spawn(["emulator", "--port", "\(port)", "--rate", "4000"])
+        defer { emulator.terminate() }
+        var ready = false
+        for _ in 0..<200 where !ready {
+            if (try? await stats(port)) != nil { ready = true } else { try await Task.sleep(for: .milliseconds(50)) }
+        }
+        try #require(ready, "emulator did not start")
+
+        let args = [
+            "run", input, "--provider", "emulator", "--base-url", "http://127.0.0.1:\(port)/v1", "--store", store,
+            "--output", output, "--json", "--poll-initial", "0.05", "--max-batch-requests", "100",
+        ]
+        var kills = 0
+        var attempts = 0
+        while kills < 20 && attempts < 40 {
+            attempts += 1
+            let child = try spawn(args)
+            try await Task.sleep(for: .milliseconds(Int.random(in: 30...700)))
+            if child.isRunning {
+                kill(child.processIdentifier, SIGKILL)
+                kills += 1
+            }
+            child.waitUntilExit()
+        }
+        #expect(kills >= 20)
+
+        // The last run completes.
+        let final = try spawn(args)
+        final.waitUntilExit()
+        #expect(final.terminationStatus == 0)
+
+        let text = try String(contentsOfFile: output, encoding: .utf8)
+        var seen: [String: Int] = [:]
+        var succeeded = 0
+        for line in text.split(separator: "\n") {
+            let obj = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
+            let id = try #require(obj?["custom_id"] as? String)
+            seen[id, default: 0] += 1
+            if obj?["status"] as? String == "succeeded" { succeeded += 1 }
+        }
+        #expect(seen.count == count)
+        #expect(seen.values.allSatisfy { $0 == 1 })
+        #expect(succeeded == count)
+        let s = try await stats(port)
+        #expect(s.duplicateSubmissions == 0)
+        #expect(s.batches.count >= count / 100)  // at least one provider batch per 100 requests was created
+    }
+}
