@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import HyperbatchEmulator
 import Logging
 import ServiceLifecycle
@@ -37,10 +38,16 @@ struct EmulatorCommand: AsyncParsableCommand {
         config.faults.slowResponseSeconds = slowResponseSeconds
         let logger = Logger(label: "hyperbatch.emulator")
         let emulator = try Emulator(configuration: config, clock: ContinuousClock(), logger: logger)
-        print("OpenAI base URL:    \(emulator.endpoint.openAIBaseURL)")
-        print("Anthropic base URL: \(emulator.endpoint.anthropicBaseURL)")
         let group = ServiceGroup(
             configuration: .init(services: [emulator], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
-        try await group.run()
+        try await withThrowingTaskGroup(of: Void.self) { tasks in
+            tasks.addTask { try await group.run() }
+            // The port is known once the server listens (with --port 0 it is picked then).
+            let endpoint = try await emulator.endpoint
+            // Written unbuffered, so a parent process reading a pipe sees the URLs at once.
+            let urls = "OpenAI base URL:    \(endpoint.openAIBaseURL)\nAnthropic base URL: \(endpoint.anthropicBaseURL)\n"
+            FileHandle.standardOutput.write(Data(urls.utf8))
+            try await tasks.next()
+        }
     }
 }

@@ -1,78 +1,97 @@
 import Foundation
+import Hummingbird
 import Logging
 import ServiceLifecycle
 
-/// The provider batch-API emulator as a `Service`: serves OpenAI and Anthropic batch APIs on one loopback port.
+/// The provider batch-API emulator as a `Service`: a Hummingbird application serving the OpenAI and Anthropic
+/// batch APIs on one loopback port, in front of `EmulatorCore`.
 ///
-/// Emulated time = wall time at start + (clock elapsed × `speedUp`); batch state derives from it.
+/// Emulated time = wall time at start + (clock elapsed × `speedUp`); batch state derives from it. Port 0 picks a
+/// free port; `endpoint` reports the bound one once `run()` listens.
 public final class Emulator<C: Clock>: Service, Sendable where C.Duration == Duration {
     /// The request-handling core (state and lifecycles).
     public let core: EmulatorCore
     let clock: C
     let start: C.Instant
     let epoch: Double
-    let server: SocketServer
     let logger: Logger
+    let listening = ListeningPort()
 
-    /// Binds the port (so `endpoint` is known) without serving yet; `run()` serves until graceful shutdown.
+    /// Creates the emulator; nothing is bound until `run()`.
     public init(configuration: EmulatorConfiguration = .init(), clock: C, logger: Logger) throws {
-        let core = EmulatorCore(configuration: configuration)
-        self.core = core
+        self.core = EmulatorCore(configuration: configuration)
         self.clock = clock
         self.start = clock.now
         self.epoch = Date().timeIntervalSince1970
         self.logger = logger
-        let clock = clock, start = self.start, epoch = self.epoch, speed = configuration.speedUp
-        self.server = try SocketServer(host: configuration.host, port: configuration.port) { req in
-            let d = start.duration(to: clock.now).components
-            let elapsed = Double(d.seconds) + Double(d.attoseconds) / 1e18
-            return core.handle(req, now: epoch + elapsed * speed)
-        }
     }
 
-    /// Where clients reach this emulator.
-    public var endpoint: EmulatorEndpoint { EmulatorEndpoint(port: server.port, core: core, now: { [self] in self.emulatedNow() }) }
+    /// Where clients reach this emulator: waits until `run()` has bound its port.
+    ///
+    /// Throws the bind error if the server could not start, `EmulatorError.notListening` once it has stopped.
+    public var endpoint: EmulatorEndpoint {
+        get async throws {
+            let port = try await listening.wait()
+            return EmulatorEndpoint(port: port, core: core, now: { [self] in self.emulatedNow() })
+        }
+    }
 
     func emulatedNow() -> Double {
         let d = start.duration(to: clock.now).components
         return epoch + (Double(d.seconds) + Double(d.attoseconds) / 1e18) * core.configuration.speedUp
     }
 
+    /// Answers one request at the current emulated time; a slow-response fault sleeps on the clock first.
+    func handle(_ request: EmulatorRequest) async throws -> EmulatorResponse {
+        let response = core.handle(request, now: emulatedNow())
+        if response.delaySeconds > 0 {
+            try await clock.sleep(for: .seconds(min(response.delaySeconds, 3600)))
+        }
+        return response
+    }
+
     /// Serves until graceful shutdown or cancellation.
     public func run() async throws {
-        server.start()
-        logger.debug("emulator listening", metadata: ["emulator.port": "\(server.port)"])
-        try? await gracefulShutdown()
-        server.stop()
+        let cfg = core.configuration
+        // Room for the largest upload the limits allow plus multipart framing; bigger bodies get a 413.
+        let maxBody = max(cfg.openAIMaxBytes, cfg.anthropicMaxBytes) + 1024 * 1024
+        let core = self.core
+        let router = EmulatorRouter.build(
+            maxBodyBytes: maxBody, handle: { [self] in try await self.handle($0) }, tooLarge: { core.tooLarge($0) })
+        let listening = self.listening
+        let logger = self.logger
+        let app = Application(
+            router: router,
+            configuration: .init(address: .hostname(cfg.host, port: cfg.port), serverName: "hyperbatch-emulator"),
+            onServerRunning: { channel in
+                let port = channel.localAddress?.port ?? cfg.port
+                logger.debug("emulator listening", metadata: ["emulator.port": "\(port)"])
+                listening.bound(port)
+            },
+            logger: logger
+        )
+        do {
+            try await app.run()
+        } catch {
+            listening.failed(error)
+            throw error
+        }
+        listening.failed(EmulatorError.notListening)
     }
 }
 
 extension Emulator where C == ContinuousClock {
-    /// Starts an emulator on loopback, runs `body` with its endpoint, then shuts it down.
+    /// Starts an emulator on loopback (a free port unless `configuration.port` is set), runs `body` with its
+    /// endpoint, then shuts it down.
     public static func withEmulator<T>(
         configuration: EmulatorConfiguration = .init(), logger: Logger = Logger(label: "hyperbatch.emulator"),
         _ body: (EmulatorEndpoint) async throws -> T
     ) async throws -> T {
         let emulator = try Emulator(configuration: configuration, clock: ContinuousClock(), logger: logger)
-        emulator.server.start()
-        defer { emulator.server.stop() }
-        return try await body(emulator.endpoint)
+        return try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await emulator.run() }
+            defer { group.cancelAll() }
+            return try await body(emulator.endpoint)
+        }
     }
-}
-
-/// How clients reach a running emulator, plus its admin functions.
-public struct EmulatorEndpoint: Sendable {
-    /// The bound port.
-    public let port: Int
-    let core: EmulatorCore
-    let now: @Sendable () -> Double
-
-    /// OpenAI base URL, including `/v1`.
-    public var openAIBaseURL: String { "http://127.0.0.1:\(port)/v1" }
-    /// Anthropic base URL, without `/v1`.
-    public var anthropicBaseURL: String { "http://127.0.0.1:\(port)" }
-    /// Replaces the injected faults.
-    public func setFaults(_ faults: EmulatorFaults) { core.setFaults(faults) }
-    /// Every batch created so far.
-    public func stats() -> EmulatorStats { core.stats(now: now()) }
 }

@@ -65,10 +65,29 @@ public final class EmulatorCore: Sendable {
         return response
     }
 
+    /// The 413 answer, in the provider's shape, for a request whose body is over every size limit (the front end
+    /// stops reading it, so it never reaches `handle`).
+    public func tooLarge(_ request: EmulatorRequest) -> EmulatorResponse {
+        request.path.hasPrefix("/v1/messages")
+            ? anError(413, "request_too_large", "Request exceeds the maximum allowed number of bytes.")
+            : oaError(413, "Request body too large.", type: "invalid_request_error", code: nil)
+    }
+
     private func route(_ request: EmulatorRequest, now: Double) -> EmulatorResponse {
         let parts = request.path.split(separator: "/").map(String.init)
+        let anthropic = parts.count >= 2 && parts[0] == "v1" && parts[1] == "messages"
+        // Unknown paths and wrong methods, in the provider's error shape.
+        guard let known = EmulatorRoute.matching(request.path) else {
+            return anthropic ? anError(404, "not_found_error", "Not found: \(request.method) \(request.path)")
+                : oaError(404, "Invalid URL (\(request.method) \(request.path))", type: "invalid_request_error", code: nil)
+        }
+        guard known.methods.contains(request.method) else {
+            var r = anthropic ? anError(405, "invalid_request_error", "Method \(request.method) not allowed on \(request.path)")
+                : oaError(405, "Method not allowed (\(request.method) \(request.path))", type: "invalid_request_error", code: nil)
+            r.headers["allow"] = known.methods.joined(separator: ", ")
+            return r
+        }
         if parts.first == "_emulator" { return admin(request, parts: parts, now: now) }
-        let anthropic = parts.count >= 3 && parts[0] == "v1" && parts[1] == "messages" && parts[2] == "batches"
         // Authentication.
         if anthropic {
             // The SDK sends `x-api-key`, or `Authorization: Bearer` when configured with an auth token.
@@ -418,21 +437,11 @@ public final class EmulatorCore: Sendable {
 
     private func createMessageBatch(_ request: EmulatorRequest, now: Double) -> EmulatorResponse {
         if request.body.count > configuration.anthropicMaxBytes { return anError(413, "request_too_large", "Request exceeds the maximum allowed number of bytes.") }
-        guard let o = (try? JSONSerialization.jsonObject(with: Data(request.body))) as? [String: Any],
-              let reqs = o["requests"] as? [[String: Any]] else {
-            return anError(400, "invalid_request_error", "requests: Field required")
-        }
-        if reqs.isEmpty { return anError(400, "invalid_request_error", "requests: List should have at least 1 item") }
-        if reqs.count > configuration.anthropicMaxRequests { return anError(400, "invalid_request_error", "requests: List should have at most \(configuration.anthropicMaxRequests) items") }
-        var seen = Set<String>()
-        var lines: [Line] = []
-        for (i, r) in reqs.enumerated() {
-            guard let id = r["custom_id"] as? String, Self.validAnthropicID(id) else {
-                return anError(400, "invalid_request_error", "requests.\(i).custom_id: String should match pattern '^[a-zA-Z0-9_-]{1,64}$'")
-            }
-            guard seen.insert(id).inserted else { return anError(400, "invalid_request_error", "Duplicate custom_id '\(id)' in requests.") }
-            guard let params = r["params"] as? [String: Any] else { return anError(400, "invalid_request_error", "requests.\(i).params: Field required") }
-            lines.append(Line(customID: id, body: FastJSON.data(params), model: params["model"] as? String ?? ""))
+        let parsed = request.body.withUnsafeBufferPointer { parseMessageBatchRequests($0) }
+        let lines: [Line]
+        switch parsed {
+        case .failure(let message): return anError(400, "invalid_request_error", message.text)
+        case .success(let l): lines = l
         }
         let cfg = configuration
         let f = faults
@@ -445,6 +454,40 @@ public final class EmulatorCore: Sendable {
             return b
         }
         return json(200, messageBatchJSON(b, now: now))
+    }
+
+    /// A validation message for a rejected Anthropic create body.
+    struct RejectedBody: Error { var text: String }
+
+    /// Parses `{"requests":[{"custom_id":…,"params":{…}}]}` with `FastJSON` (no Foundation objects per request);
+    /// each request keeps its raw `params` bytes. Fails with the provider's message on the first bad request.
+    func parseMessageBatchRequests(_ all: UnsafeBufferPointer<UInt8>) -> Result<[Line], RejectedBody> {
+        guard let top = FastJSON.scanObject(all) else { return .failure(.init(text: "Request body is not valid JSON.")) }
+        guard let requestsRange = top.values["requests"] else { return .failure(.init(text: "requests: Field required")) }
+        guard let elements = FastJSON.arrayElements(all, requestsRange) else { return .failure(.init(text: "requests: Input should be a valid list")) }
+        if elements.isEmpty { return .failure(.init(text: "requests: List should have at least 1 item")) }
+        if elements.count > configuration.anthropicMaxRequests {
+            return .failure(.init(text: "requests: List should have at most \(configuration.anthropicMaxRequests) items"))
+        }
+        var seen = Set<String>()
+        var lines: [Line] = []
+        lines.reserveCapacity(elements.count)
+        for (i, range) in elements.enumerated() {
+            let element = UnsafeBufferPointer(rebasing: all[range])
+            guard let r = FastJSON.scanObject(element) else { return .failure(.init(text: "requests.\(i): Input should be a valid dictionary")) }
+            guard let id = r.values["custom_id"].flatMap({ FastJSON.string(element, $0) }), Self.validAnthropicID(id) else {
+                return .failure(.init(text: "requests.\(i).custom_id: String should match pattern '^[a-zA-Z0-9_-]{1,64}$'"))
+            }
+            guard seen.insert(id).inserted else { return .failure(.init(text: "Duplicate custom_id '\(id)' in requests.")) }
+            guard let paramsRange = r.values["params"] else { return .failure(.init(text: "requests.\(i).params: Field required")) }
+            guard element[paramsRange.lowerBound] == UInt8(ascii: "{") else {
+                return .failure(.init(text: "requests.\(i).params: Input should be a valid dictionary"))
+            }
+            let params = UnsafeBufferPointer(rebasing: element[paramsRange])
+            let model = FastJSON.scanObject(params).flatMap { p in p.values["model"].flatMap { FastJSON.string(params, $0) } } ?? ""
+            lines.append(Line(customID: id, body: Array(params), model: model))
+        }
+        return .success(lines)
     }
 
     /// Whether `id` matches `^[a-zA-Z0-9_-]{1,64}$`.

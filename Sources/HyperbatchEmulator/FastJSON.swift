@@ -114,6 +114,29 @@ enum FastJSON {
         return s.i == bytes.count ? members : nil
     }
 
+    /// The byte range of each element of the JSON array whose raw text is `bytes[range]`; nil if it is not a
+    /// valid array.
+    static func arrayElements(_ bytes: UnsafeBufferPointer<UInt8>, _ range: Range<Int>) -> [Range<Int>]? {
+        let slice = UnsafeBufferPointer(rebasing: bytes[range])
+        var s = Scanner(b: slice, i: 0)
+        guard slice.first == UInt8(ascii: "[") else { return nil }
+        s.i = 1
+        var elements: [Range<Int>] = []
+        s.ws()
+        if s.i < slice.count, slice[s.i] == UInt8(ascii: "]") { return s.i + 1 == slice.count ? [] : nil }
+        while true {
+            s.ws()
+            let start = s.i
+            guard s.value(depth: 1) else { return nil }
+            elements.append((range.lowerBound + start)..<(range.lowerBound + s.i))
+            s.ws()
+            guard s.i < slice.count else { return nil }
+            if slice[s.i] == UInt8(ascii: ",") { s.i += 1; continue }
+            if slice[s.i] == UInt8(ascii: "]") { return s.i + 1 == slice.count ? elements : nil }
+            return nil
+        }
+    }
+
     /// Decodes the string whose raw JSON text (with quotes) is `bytes[range]`; nil if it is not a string.
     static func string(_ bytes: UnsafeBufferPointer<UInt8>, _ range: Range<Int>) -> String? {
         guard range.count >= 2, bytes[range.lowerBound] == UInt8(ascii: "\"") else { return nil }

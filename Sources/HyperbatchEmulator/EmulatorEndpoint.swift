@@ -1,0 +1,16 @@
+/// How clients reach a running emulator, plus its admin functions.
+public struct EmulatorEndpoint: Sendable {
+    /// The bound port.
+    public let port: Int
+    let core: EmulatorCore
+    let now: @Sendable () -> Double
+
+    /// OpenAI base URL, including `/v1`.
+    public var openAIBaseURL: String { "http://127.0.0.1:\(port)/v1" }
+    /// Anthropic base URL, without `/v1`.
+    public var anthropicBaseURL: String { "http://127.0.0.1:\(port)" }
+    /// Replaces the injected faults.
+    public func setFaults(_ faults: EmulatorFaults) { core.setFaults(faults) }
+    /// Every batch created so far.
+    public func stats() -> EmulatorStats { core.stats(now: now()) }
+}

@@ -1,0 +1,165 @@
+import AsyncHTTPClient
+import Foundation
+import HyperbatchEmulator
+import HyperbatchTestKit
+import Logging
+import NIOCore
+import NIOHTTP1
+import ServiceLifecycle
+import Testing
+
+/// The Hummingbird front end over real loopback HTTP: chunked uploads, error shapes of unknown routes, port 0,
+/// streamed downloads, the slow-response fault on the injected clock, and the `Service` lifecycle.
+@Suite struct EmulatorFrontEndTests {
+    static func fast() -> EmulatorConfiguration {
+        var c = EmulatorConfiguration()
+        c.speedUp = 10_000
+        c.requestsPerSecond = 10_000
+        return c
+    }
+
+    func send(_ method: HTTPMethod, _ url: String, headers: [(String, String)] = [("authorization", "Bearer k")], body: HTTPClientRequest.Body? = nil)
+        async throws -> (status: Int, headers: HTTPHeaders, body: [UInt8])
+    {
+        var request = HTTPClientRequest(url: url)
+        request.method = method
+        for (k, v) in headers { request.headers.add(name: k, value: v) }
+        if let body { request.body = body }
+        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
+        var buffer = try await response.body.collect(upTo: 64 << 20)
+        return (Int(response.status.code), response.headers, buffer.readBytes(length: buffer.readableBytes) ?? [])
+    }
+
+    func object(_ bytes: [UInt8]) -> [String: Any] {
+        ((try? JSONSerialization.jsonObject(with: Data(bytes))) as? [String: Any]) ?? [:]
+    }
+
+    static func line(_ i: Int) -> String {
+        #"{"custom_id":"r\#(i)","method":"POST","url":"/v1/chat/completions","body":{"model":"m","messages":[{"role":"user","content":"question number \#(i) with some padding text"}]}}"#
+    }
+
+    /// A multipart body sent in many small chunks with no length, so AsyncHTTPClient uses chunked encoding.
+    static func chunkedMultipart(_ text: String, boundary b: String, chunk: Int = 1000) -> HTTPClientRequest.Body {
+        let bytes = Array(("--\(b)\r\nContent-Disposition: form-data; name=\"purpose\"\r\n\r\nbatch\r\n--\(b)\r\n"
+            + "Content-Disposition: form-data; name=\"file\"; filename=\"in.jsonl\"\r\n\r\n\(text)\r\n--\(b)--\r\n").utf8)
+        let chunks = stride(from: 0, to: bytes.count, by: chunk).map { ByteBuffer(bytes: bytes[$0..<min(bytes.count, $0 + chunk)]) }
+        let stream = AsyncStream<ByteBuffer> { c in
+            for part in chunks { c.yield(part) }
+            c.finish()
+        }
+        return .stream(stream, length: .unknown)
+    }
+
+    @Test(.timeLimit(.minutes(1))) func chunkedUploadThenStreamedDownload() async throws {
+        try await Emulator.withEmulator(configuration: Self.fast()) { endpoint in
+            let n = 5_000
+            let text = (0..<n).map(Self.line).joined(separator: "\n")
+            let up = try await send(.POST, endpoint.openAIBaseURL + "/files",
+                                    headers: [("authorization", "Bearer k"), ("content-type", "multipart/form-data; boundary=XyZ")],
+                                    body: Self.chunkedMultipart(text, boundary: "XyZ"))
+            #expect(up.status == 200)
+            let file = object(up.body)
+            #expect(file["bytes"] as? Int == text.utf8.count)
+            let fileID = try #require(file["id"] as? String)
+
+            let create = #"{"input_file_id":"\#(fileID)","endpoint":"/v1/chat/completions","completion_window":"24h"}"#
+            let created = object(try await send(.POST, endpoint.openAIBaseURL + "/batches", headers: [("authorization", "Bearer k"), ("content-type", "application/json")],
+                                                body: .bytes(ByteBuffer(string: create))).body)
+            let batchID = try #require(created["id"] as? String)
+            var outputID: String?
+            while outputID == nil {
+                let b = object(try await send(.GET, endpoint.openAIBaseURL + "/batches/\(batchID)").body)
+                try #require(!["failed", "expired", "cancelled"].contains(b["status"] as? String ?? ""))
+                outputID = b["output_file_id"] as? String
+                if outputID == nil { try await Task.sleep(for: .milliseconds(20)) }
+            }
+            // The output (several MB) is larger than one write chunk, so it is streamed with a content-length.
+            let out = try await send(.GET, endpoint.openAIBaseURL + "/files/\(outputID!)/content")
+            #expect(out.status == 200)
+            #expect(out.body.count > 1_000_000)
+            #expect(out.headers.first(name: "content-length") == String(out.body.count))
+            let ids = Set(out.body.split(separator: 10).compactMap { object(Array($0))["custom_id"] as? String })
+            #expect(ids == Set((0..<n).map { "r\($0)" }))
+        }
+    }
+
+    @Test(.timeLimit(.minutes(1))) func unknownRoutesAndWrongMethodsKeepProviderShapes() async throws {
+        try await Emulator.withEmulator(configuration: Self.fast()) { endpoint in
+            let nope = try await send(.GET, endpoint.openAIBaseURL + "/nope")
+            #expect(nope.status == 404)
+            let oaError = object(nope.body)["error"] as? [String: Any]
+            #expect(oaError?["type"] as? String == "invalid_request_error")
+            #expect((oaError?["message"] as? String)?.contains("Invalid URL (GET /v1/nope)") == true)
+
+            let wrong = try await send(.DELETE, endpoint.openAIBaseURL + "/batches/batch_1")
+            #expect(wrong.status == 405)
+            #expect(wrong.headers.first(name: "allow") == "GET")
+            #expect((object(wrong.body)["error"] as? [String: Any])?["type"] as? String == "invalid_request_error")
+
+            let anMissing = try await send(.GET, endpoint.anthropicBaseURL + "/v1/messages/batches/msgbatch_1/nope", headers: [("x-api-key", "k")])
+            #expect(anMissing.status == 404)
+            let an = object(anMissing.body)
+            #expect(an["type"] as? String == "error")
+            #expect((an["error"] as? [String: Any])?["type"] as? String == "not_found_error")
+
+            let anWrong = try await send(.PUT, endpoint.anthropicBaseURL + "/v1/messages/batches", headers: [("x-api-key", "k")])
+            #expect(anWrong.status == 405)
+            #expect(anWrong.headers.first(name: "allow") == "GET, POST")
+            #expect(object(anWrong.body)["type"] as? String == "error")
+
+            // A registered route with an unknown id is the handler's own 404, not the router's.
+            let missingBatch = try await send(.GET, endpoint.openAIBaseURL + "/batches/batch_nope")
+            #expect(missingBatch.status == 404)
+            #expect(String(decoding: missingBatch.body, as: UTF8.self).contains("No batch found with id 'batch_nope'"))
+        }
+    }
+
+    @Test(.timeLimit(.minutes(1))) func portZeroPicksFreePortsAndATakenPortFails() async throws {
+        try await Emulator.withEmulator(configuration: Self.fast()) { a in
+            try await Emulator.withEmulator(configuration: Self.fast()) { b in
+                #expect(a.port > 0 && b.port > 0 && a.port != b.port)
+                let fromA = try await send(.GET, a.openAIBaseURL + "/batches")
+                let fromB = try await send(.GET, b.openAIBaseURL + "/batches")
+                #expect(fromA.status == 200 && fromB.status == 200)
+            }
+            var taken = Self.fast()
+            taken.port = a.port
+            await #expect(throws: (any Error).self) {
+                try await Emulator.withEmulator(configuration: taken) { _ in Issue.record("bound a port already in use") }
+            }
+        }
+    }
+
+    @Test(.timeLimit(.minutes(1))) func runsAsServiceUntilGracefulShutdown() async throws {
+        let emulator = try Emulator(configuration: Self.fast(), clock: ContinuousClock(), logger: Logger(label: "test"))
+        let group = ServiceGroup(services: [emulator], logger: Logger(label: "test"))
+        try await withThrowingTaskGroup(of: Void.self) { tasks in
+            tasks.addTask { try await group.run() }
+            let endpoint = try await emulator.endpoint
+            #expect(try await send(.GET, endpoint.openAIBaseURL + "/batches").status == 200)
+            await group.triggerGracefulShutdown()
+            try await tasks.next()
+            await #expect(throws: EmulatorError.notListening) { _ = try await emulator.endpoint }
+        }
+    }
+
+    @Test(.timeLimit(.minutes(1))) func slowResponseSleepsOnTheInjectedClock() async throws {
+        var config = Self.fast()
+        config.faults.slowResponseRate = 1
+        config.faults.slowResponseSeconds = 30
+        let clock = ManualClock()
+        let emulator = try Emulator(configuration: config, clock: clock, logger: Logger(label: "test"))
+        try await withThrowingTaskGroup(of: Void.self) { tasks in
+            tasks.addTask { try await emulator.run() }
+            let endpoint = try await emulator.endpoint
+            async let answer = send(.GET, endpoint.openAIBaseURL + "/batches")
+            // The handler sleeps 30 s on the manual clock; the answer comes only after the clock moves.
+            let deadline = await clock.nextSleep()
+            #expect(deadline == clock.now.advanced(by: .seconds(30)))
+            clock.advance(to: deadline)
+            #expect(try await answer.status == 200)
+            #expect(endpoint.stats().slowResponsesSent == 1)
+            tasks.cancelAll()
+        }
+    }
+}
