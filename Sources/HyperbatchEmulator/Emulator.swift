@@ -88,10 +88,20 @@ extension Emulator where C == ContinuousClock {
         _ body: (EmulatorEndpoint) async throws -> T
     ) async throws -> T {
         let emulator = try Emulator(configuration: configuration, clock: ContinuousClock(), logger: logger)
-        return try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { try await emulator.run() }
-            defer { group.cancelAll() }
-            return try await body(emulator.endpoint)
+        var groupConfiguration = ServiceGroupConfiguration(services: [emulator], logger: logger)
+        // Graceful shutdown lets answers in flight finish; a client that holds a request longer gets cancelled.
+        groupConfiguration.maximumGracefulShutdownDuration = .seconds(2)
+        let group = ServiceGroup(configuration: groupConfiguration)
+        return try await withThrowingTaskGroup(of: Void.self) { tasks in
+            tasks.addTask { try await group.run() }
+            do {
+                let result = try await body(emulator.endpoint)
+                await group.triggerGracefulShutdown()
+                return result
+            } catch {
+                await group.triggerGracefulShutdown()
+                throw error
+            }
         }
     }
 }
