@@ -106,14 +106,51 @@ import Testing
     @Test func eagerDispatchesAtOnceThenAccumulatesWhileSlotsAreBusy() {
         var h = Harness(Self.config(size: 256, policy: .eager, concurrent: 1))
         let (_, a1) = h.submit(1, at: Self.t(0))
-        #expect(a1.dispatch.map(\.inputs) == [[1]], "a lone item pays no window")
-        #expect(a1.dispatch.first?.reason == .eager)
-        #expect(a1.timers.isEmpty)
-        for i in 2...5 { #expect(h.submit(i, at: Self.t(0)).1.dispatch.isEmpty) }
-        let batchID = a1.dispatch[0].id
-        let (waiters, next) = h.machine.batchFinished(key: "k", batchID: batchID, now: Self.t(1))
+        #expect(a1.claims == ["k"], "a lone item pays no window: its slot is reserved at once")
+        #expect(a1.dispatch.isEmpty && a1.timers.isEmpty)
+        let (first, _) = h.machine.claim(key: "k", now: Self.t(0))
+        #expect(first?.inputs == [1])
+        #expect(first?.reason == .eager)
+        for i in 2...5 { #expect(h.submit(i, at: Self.t(0)).1.isEmpty, "the only slot is busy") }
+        let (waiters, next) = h.machine.batchFinished(key: "k", batchID: first!.id, now: Self.t(1))
         #expect(waiters == [1])
-        #expect(next.dispatch.map(\.inputs) == [[2, 3, 4, 5]], "the batch grew by itself under load")
+        #expect(next.claims == ["k"])
+        let (second, _) = h.machine.claim(key: "k", now: Self.t(1))
+        #expect(second?.inputs == [2, 3, 4, 5], "the batch grew by itself under load")
+    }
+
+    @Test func eagerBatchTakesItemsSubmittedBetweenReservationAndClaim() {
+        var h = Harness(Self.config(size: 4, policy: .eager, concurrent: 2))
+        let (_, a1) = h.submit(1, at: Self.t(0))
+        #expect(a1.claims == ["k"])
+        for i in 2...3 {
+            let (_, a) = h.submit(i, at: Self.t(0))
+            #expect(a.isEmpty, "one reserved slot takes everything up to the limit: no second reservation")
+        }
+        #expect(h.machine.runningCount(key: "k") == 1, "the reserved slot counts against the concurrency limit")
+        let (batch, after) = h.machine.claim(key: "k", now: Self.t(0))
+        #expect(batch?.inputs == [1, 2, 3])
+        #expect(after.isEmpty)
+        // A full batch is cut at once even while a reservation is outstanding; the reservation then takes the rest.
+        let (_, r) = h.submit(10, at: Self.t(1))
+        #expect(r.claims == ["k"])
+        var full: [Machine.Batch] = []
+        for i in 11...13 { full += h.submit(i, at: Self.t(1)).1.dispatch }
+        #expect(full.isEmpty, "the second slot is reserved; the key has no third")
+        let (late, _) = h.machine.claim(key: "k", now: Self.t(1))
+        #expect(late?.inputs == [10, 11, 12, 13])
+    }
+
+    @Test func claimAfterEveryItemWasCancelledReleasesTheSlot() {
+        var h = Harness(Self.config(size: 4, policy: .eager, concurrent: 1))
+        let (_, a1) = h.submit(1, at: Self.t(0))
+        #expect(a1.claims == ["k"])
+        let (waiter, _) = h.machine.cancel(key: "k", id: 1, now: Self.t(0))
+        #expect(waiter == 1)
+        let (batch, _) = h.machine.claim(key: "k", now: Self.t(0))
+        #expect(batch == nil)
+        #expect(h.machine.runningCount(key: "k") == 0)
+        #expect(h.machine.isIdle)
     }
 
     @Test func concurrencyLimitsPerKeyAndOverall() {
@@ -251,6 +288,7 @@ import Testing
         var keyOf: [Int: String] = [:]
         var outcomes: [Int: Int] = [:]  // input -> times it came out
         var running: [(String, UInt64)] = []
+        var claims: [String] = []
         var timers: [(String, Instant)] = []
         var live: [(String, UInt64)] = []
         var now = 0
@@ -264,7 +302,14 @@ import Testing
                 running.append((batch.key, batch.id))
             }
             timers += a.timers.map { ($0.key, $0.at) }
+            claims += a.claims
             for f in a.failed { outcomes[f.waiter, default: 0] += 1 }
+        }
+        func claimOne(_ index: Int) {
+            let key = claims.remove(at: index)
+            let (batch, a) = h.machine.claim(key: key, now: Self.t(now))
+            if let batch { var only = Machine.Actions(); only.dispatch = [batch]; absorb(only) }
+            absorb(a)
         }
         for input in 0..<400 {
             now += Int(rng.next() % 3)
@@ -289,11 +334,14 @@ import Testing
                 let (waiter, a) = h.machine.cancel(key: key, id: id, now: Self.t(now))
                 if let waiter { outcomes[waiter, default: 0] += 1 }
                 absorb(a)
+            case 3 where !claims.isEmpty:
+                claimOne(Int(rng.next() % UInt64(claims.count)))
             default: break
             }
         }
         absorb(h.machine.shutdown(now: Self.t(now)))
-        while !running.isEmpty {
+        while !running.isEmpty || !claims.isEmpty {
+            if !claims.isEmpty { claimOne(0); continue }
             let (key, id) = running.removeFirst()
             let (waiters, a) = h.machine.batchFinished(key: key, batchID: id, now: Self.t(now))
             for w in waiters.compactMap({ $0 }) { outcomes[w, default: 0] += 1 }

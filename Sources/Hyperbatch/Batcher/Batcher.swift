@@ -52,6 +52,12 @@ where C.Duration == Duration {
         }
     }
 
+    /// Work for a worker: a batch cut by the machine, or an eager slot whose batch is cut when the worker claims it.
+    @usableFromInline enum Ready: Sendable {
+        case batch(Machine.Batch)
+        case claim(Key)
+    }
+
     @usableFromInline enum Work: Sendable {
         /// Start one more worker task (there are ready batches and no idle worker).
         case worker
@@ -63,10 +69,10 @@ where C.Duration == Duration {
         @usableFromInline var work: [Work] = []
         @usableFromInline var runWaiter: UnsafeContinuation<[Work]?, Never>?
         @usableFromInline var runStarted = false
-        /// Dispatched batches no worker has taken yet.
-        @usableFromInline var readyBatches: Deque<Machine.Batch> = []
+        /// Dispatched batches and eager claims no worker has taken yet.
+        @usableFromInline var readyBatches: Deque<Ready> = []
         /// Workers waiting for a batch.
-        @usableFromInline var idleWorkers: [UnsafeContinuation<Machine.Batch?, Never>] = []
+        @usableFromInline var idleWorkers: [UnsafeContinuation<Ready?, Never>] = []
         /// Workers started or requested.
         @usableFromInline var workers = 0
         /// Per-key AIMD limit and latency fit (only with `adaptiveBatchSize` or `learnsHandlerLatency`).
@@ -293,18 +299,37 @@ where C.Duration == Duration {
     /// A long-lived worker: runs batches one after another. Under load it takes its next batch in the same lock as
     /// the end of the last one, so a busy key costs no task switch per batch.
     @inlinable func workerLoop() async {
-        var next: Machine.Batch? = nil
+        var next: Ready? = nil
         while true {
             if next == nil { next = await nextBatch() }
-            guard let batch = next else { return }
-            next = await execute(batch)
+            switch next {
+            case nil: return
+            case .batch(let batch): next = await execute(batch)
+            case .claim(let key): next = claim(key)
+            }
         }
     }
 
+    /// Cuts the batch of a reserved eager slot now, taking everything that accumulated since the slot was reserved.
+    /// Returns it, or other ready work when nothing was left.
+    @inlinable func claim(_ key: Key) -> Ready? {
+        let now = clock.now
+        let (next, effects) = state.withLock { state -> (Ready?, Effects) in
+            let (batch, actions) = state.machine.claim(key: key, now: now)
+            var effects = Self.collect(actions, into: &state)
+            if let batch { return (.batch(batch), effects) }
+            let next = state.readyBatches.popFirst()
+            effects.wakeIfFinished(&state)
+            return (next, effects)
+        }
+        effects.perform()
+        return next
+    }
+
     /// Waits for a dispatched batch; nil once the batcher has finished.
-    @inlinable func nextBatch() async -> Machine.Batch? {
-        await withUnsafeContinuation { (continuation: UnsafeContinuation<Machine.Batch?, Never>) in
-            let ready = state.withLock { state -> Machine.Batch?? in
+    @inlinable func nextBatch() async -> Ready? {
+        await withUnsafeContinuation { (continuation: UnsafeContinuation<Ready?, Never>) in
+            let ready = state.withLock { state -> Ready?? in
                 if let batch = state.readyBatches.popFirst() { return .some(batch) }
                 if state.machine.isFinished { return .some(nil) }
                 state.idleWorkers.append(continuation)
@@ -315,7 +340,7 @@ where C.Duration == Duration {
     }
 
     /// Runs one batch, delivers its results, and returns the next batch this worker should run (if any is ready).
-    @inlinable func execute(_ batch: Machine.Batch) async -> Machine.Batch? {
+    @inlinable func execute(_ batch: Machine.Batch) async -> Ready? {
         if logger.logLevel <= .debug {
             logger.debug(
                 "flush",
@@ -349,7 +374,7 @@ where C.Duration == Duration {
         var pending = 0
         var limit = 0
         var predicted: Duration? = nil
-        let (waiters, next, effects) = state.withLock { state -> ([Waiter?], Machine.Batch?, Effects) in
+        let (waiters, next, effects) = state.withLock { state -> ([Waiter?], Ready?, Effects) in
             let adapted = Self.adapt(&state, batch: batch, failed: failed, latency: handlerDuration, now: now)
             pending = state.machine.pendingCount(key: batch.key)
             limit = state.machine.batchSizeLimit(key: batch.key)
@@ -357,12 +382,12 @@ where C.Duration == Duration {
                 predicted = state.adaptation[batch.key]?.latency.predict(weight: batch.weight)
             }
             var (waiters, actions) = state.machine.batchFinished(key: batch.key, batchID: batch.id, now: now)
-            if let adapted {
-                actions.dispatch.append(contentsOf: adapted.dispatch)
-                actions.timers.append(contentsOf: adapted.timers)
-                actions.failed.append(contentsOf: adapted.failed)
-            }
-            let mine = actions.dispatch.isEmpty ? nil : actions.dispatch.removeFirst()
+            if let adapted { actions.merge(adapted) }
+            // This worker keeps a batch or claim of its own; a claim is cut after the results are delivered, so the
+            // items submitted meanwhile join it.
+            let mine: Ready? =
+                !actions.dispatch.isEmpty ? .batch(actions.dispatch.removeFirst())
+                : !actions.claims.isEmpty ? .claim(actions.claims.removeFirst()) : nil
             var effects = Self.collect(actions, into: &state)
             let next = mine ?? state.readyBatches.popFirst()
             effects.wakeIfFinished(&state)
@@ -398,10 +423,7 @@ where C.Duration == Duration {
         if configuration.learnsHandlerLatency {
             adaptation.latency.record(weight: batch.weight, latency: latency)
             if let predicted = adaptation.latency.predict(weight: configuration.maxBatchWeight ?? batch.weight) {
-                let more = state.machine.setPredictedLatency(key: batch.key, predicted, now: now)
-                actions.dispatch.append(contentsOf: more.dispatch)
-                actions.timers.append(contentsOf: more.timers)
-                actions.failed.append(contentsOf: more.failed)
+                actions.merge(state.machine.setPredictedLatency(key: batch.key, predicted, now: now))
             }
         }
         state.adaptation[batch.key] = adaptation
@@ -442,7 +464,7 @@ where C.Duration == Duration {
         @usableFromInline var wake: (UnsafeContinuation<[Work]?, Never>, [Work]?)?
         @usableFromInline var failed: [(waiter: Waiter, error: any Error)] = []
         /// Batches handed to idle workers (nil: the batcher finished, the worker ends).
-        @usableFromInline var handoffs: [(UnsafeContinuation<Machine.Batch?, Never>, Machine.Batch?)] = []
+        @usableFromInline var handoffs: [(UnsafeContinuation<Ready?, Never>, Ready?)] = []
 
         @inlinable init(cancelled: Bool = false) { self.cancelled = cancelled }
 
@@ -473,18 +495,20 @@ where C.Duration == Duration {
     @inlinable static func collect(_ actions: consuming Machine.Actions, into state: inout State) -> Effects {
         var effects = Effects()
         effects.failed = actions.failed
-        guard !actions.dispatch.isEmpty || !actions.timers.isEmpty else { return effects }
-        for batch in actions.dispatch {
+        guard !actions.dispatch.isEmpty || !actions.claims.isEmpty || !actions.timers.isEmpty else { return effects }
+        func hand(_ ready: Ready) {
             if let worker = state.idleWorkers.popLast() {
-                effects.handoffs.append((worker, batch))
-                continue
+                effects.handoffs.append((worker, ready))
+                return
             }
-            state.readyBatches.append(batch)
+            state.readyBatches.append(ready)
             if state.workers < state.machine.configuration.maxTotalConcurrentBatches {
                 state.workers += 1
                 state.work.append(.worker)
             }
         }
+        for batch in actions.dispatch { hand(.batch(batch)) }
+        for key in actions.claims { hand(.claim(key)) }
         for timer in actions.timers { state.work.append(.timer(timer.key, timer.at)) }
         if !state.work.isEmpty, let waiter = state.runWaiter {
             state.runWaiter = nil

@@ -3,8 +3,13 @@ import DequeModule
 /// The batching logic of ``Batcher`` as a pure state machine: per-key queues, flush decisions, backpressure,
 /// cancellation and shutdown.
 ///
-/// Events go in (`submit`, `timerFired`, `batchFinished`, `cancel`, `flush`, `shutdown`); actions come out
-/// (batches to dispatch, timers to arm, waiters to fail or resume). It holds no clock, task or lock: the driver passes
+/// Events go in (`submit`, `timerFired`, `claim`, `batchFinished`, `cancel`, `flush`, `shutdown`); actions come out
+/// (batches to dispatch, eager slots to claim, timers to arm, waiters to fail or resume).
+///
+/// Eager batches are bound late: when a slot of a key is free and items are pending, the machine reserves the slot
+/// (`Actions.claims`) instead of cutting a batch; the driver calls `claim` once a worker is ready to run it, and the
+/// batch takes everything that accumulated in between (up to the limits). So batches grow by themselves while the
+/// worker is being woken, as in a bare eager flusher that swaps its buffer out when it runs. It holds no clock, task or lock: the driver passes
 /// the current instant and performs the actions, so tests drive it step by step.
 ///
 /// Every waiter handed in comes out exactly once: in a dispatched batch's running record (returned by
@@ -58,6 +63,8 @@ import DequeModule
     @usableFromInline struct Actions {
         /// Batches to run, each on a free handler slot.
         @usableFromInline var dispatch: [Batch] = []
+        /// Eager slots reserved for these keys: call `claim(key:now:)` for each once a worker is ready to run it.
+        @usableFromInline var claims: [Key] = []
         /// Timers to arm: call `timerFired(key:at:)` once the instant is reached.
         @usableFromInline var timers: [(key: Key, at: Instant)] = []
         /// Waiters to resume with an error (deadline passed, shutdown, cancellation of the run).
@@ -65,7 +72,15 @@ import DequeModule
 
         @inlinable init() {}
 
-        @inlinable var isEmpty: Bool { dispatch.isEmpty && timers.isEmpty && failed.isEmpty }
+        @inlinable var isEmpty: Bool { dispatch.isEmpty && claims.isEmpty && timers.isEmpty && failed.isEmpty }
+
+        /// Appends the actions of another event.
+        @inlinable mutating func merge(_ other: Actions) {
+            dispatch.append(contentsOf: other.dispatch)
+            claims.append(contentsOf: other.claims)
+            timers.append(contentsOf: other.timers)
+            failed.append(contentsOf: other.failed)
+        }
     }
 
     /// What became of a submitted item.
@@ -97,6 +112,8 @@ import DequeModule
         /// Items suspended by backpressure, in arrival order.
         @usableFromInline var blocked: Deque<Item> = []
         @usableFromInline var running: [RunningBatch] = []
+        /// Eager slots reserved and not claimed yet (they count as running for the concurrency limits).
+        @usableFromInline var claims = 0
         @usableFromInline var armedTimer: Instant?
         @usableFromInline var earliestDeadline: Instant?
         @usableFromInline var draining: FlushReason?
@@ -108,7 +125,10 @@ import DequeModule
             self.predictedLatency = predictedLatency
         }
 
-        @inlinable var isIdle: Bool { pending.isEmpty && blocked.isEmpty && running.isEmpty }
+        @inlinable var isIdle: Bool { pending.isEmpty && blocked.isEmpty && running.isEmpty && claims == 0 }
+
+        /// Handler slots in use: running batches and reserved eager slots.
+        @inlinable var busySlots: Int { running.count + claims }
     }
 
     @usableFromInline enum Lifecycle { case running, draining, stopped }
@@ -173,6 +193,27 @@ import DequeModule
         schedule(&queue, key: key, now: now, into: &actions)
         store(queue, for: key)
         return actions
+    }
+
+    /// A worker is ready to run an eager slot reserved by `Actions.claims`: takes the batch of everything pending now
+    /// (up to the limits), or releases the slot and returns nil when nothing is left (cancelled or taken by a full
+    /// batch meanwhile).
+    @inlinable mutating func claim(key: Key, now: Instant) -> (Batch?, Actions) {
+        var actions = Actions()
+        guard var queue = queues.removeValue(forKey: key), queue.claims > 0 else {
+            preconditionFailure("claim without a reserved slot")
+        }
+        queue.claims -= 1
+        totalRunning -= 1
+        var batch: Batch? = nil
+        while batch == nil, !queue.pending.isEmpty {
+            batch = takeBatch(&queue, key: key, reason: queue.draining ?? .eager, now: now, into: &actions)
+        }
+        if batch != nil { promoteBlocked(&queue, key: key, now: now) }
+        schedule(&queue, key: key, now: now, into: &actions)
+        store(queue, for: key)
+        if batch == nil { rescheduleGlobalWaiters(now: now, into: &actions) }
+        return (batch, actions)
     }
 
     /// A dispatched batch finished. Returns its waiters by input position (`nil` where the caller cancelled).
@@ -295,8 +336,8 @@ import DequeModule
     /// The number of suspended items of `key`.
     @inlinable func suspendedCount(key: Key) -> Int { queues[key]?.blocked.count ?? 0 }
 
-    /// The number of running batches of `key`.
-    @inlinable func runningCount(key: Key) -> Int { queues[key]?.running.count ?? 0 }
+    /// The number of running batches of `key`, counting reserved eager slots.
+    @inlinable func runningCount(key: Key) -> Int { queues[key]?.busySlots ?? 0 }
 
     /// The current batch size limit of `key`.
     @inlinable func batchSizeLimit(key: Key) -> Int { queues[key]?.batchSizeLimit ?? configuration.maxBatchSize }
@@ -386,9 +427,18 @@ import DequeModule
     /// Dispatches every batch that is due and has a slot, then arms a timer for the next due instant.
     @inlinable mutating func schedule(_ queue: inout KeyQueue, key: Key, now: Instant, into actions: inout Actions) {
         while !queue.pending.isEmpty, let reason = dueReason(queue, now: now) {
-            guard queue.running.count < configuration.maxConcurrentBatches else { break }
+            guard queue.busySlots < configuration.maxConcurrentBatches else { break }
             guard totalRunning < configuration.maxTotalConcurrentBatches else {
                 if !waitingForGlobalSlot.contains(key) { waitingForGlobalSlot.append(key) }
+                break
+            }
+            if reason == .eager {
+                // Late binding: reserve the slot; the batch is cut when a worker claims it. One reservation takes
+                // everything up to the limit, so a second one waits until the first is claimed.
+                if queue.claims > 0 { break }
+                queue.claims += 1
+                totalRunning += 1
+                actions.claims.append(key)
                 break
             }
             if let batch = takeBatch(&queue, key: key, reason: reason, now: now, into: &actions) {
