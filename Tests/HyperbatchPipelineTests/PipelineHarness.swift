@@ -56,6 +56,40 @@ enum PipelineHarness {
         return configuration
     }
 
+    /// Anthropic batch-input lines `{custom_id, params}`, alternating `models`, each with `max_tokens`.
+    static func anthropicJSONL(_ count: Int, models: [String] = ["claude-3-5-haiku-20241022", "claude-sonnet-4-5"]) -> [UInt8] {
+        var text = ""
+        for i in 0..<count {
+            let model = models[i % models.count]
+            text += #"{"custom_id":"req-\#(i)","params":{"model":"\#(model)","max_tokens":64,"messages":[{"role":"user","content":"item \#(i)"}]}}"#
+            text += "\n"
+        }
+        return Array(text.utf8)
+    }
+
+    static func makeAnthropicJob(store: SQLiteJobStore, job: JobID, count: Int, maxAttempts: Int = 3) async throws {
+        _ = try await store.createJob(NewJob(id: job, provider: .anthropic, maxAttempts: maxAttempts), at: Date())
+        let report = try await JobIngest(store: store, parser: IngestLineParser(provider: .anthropic)).ingest(data: anthropicJSONL(count), into: job)
+        precondition(report.inserted == count || report.alreadyStored > 0)
+    }
+
+    static func anthropicProvider(_ endpoint: EmulatorEndpoint, maxRequests: Int = 60) -> AnthropicBatchProvider<ContinuousClock> {
+        var configuration = ProviderClientConfiguration.anthropic(apiKey: APIKey("sk-ant-emulator-pipeline"), baseURL: endpoint.anthropicBaseURL)
+        configuration.retry = RetryPolicy(maxRetries: 6, initialDelay: .milliseconds(2), maxDelay: .milliseconds(20), maxServerDelay: .milliseconds(1))
+        configuration.limits.maxRequests = maxRequests
+        return AnthropicBatchProvider(configuration: configuration, httpClient: .shared, logger: logger)
+    }
+
+    /// A runner for any provider, with the fast test configuration (changed by `adjust`).
+    static func runner<P: BatchProvider>(
+        store: SQLiteJobStore, provider: P, onPhase: (@Sendable (PipelinePhase, Int64) async throws -> Void)? = nil,
+        adjust: (inout PipelineConfiguration) -> Void
+    ) -> JobRunner<P, ContinuousClock> {
+        var configuration = pipelineConfiguration(onPhase: onPhase)
+        adjust(&configuration)
+        return JobRunner(store: store, provider: provider, configuration: configuration, clock: ContinuousClock(), logger: logger)
+    }
+
     static func runner(
         store: SQLiteJobStore, provider: OpenAIBatchProvider<ContinuousClock>,
         onPhase: (@Sendable (PipelinePhase, Int64) async throws -> Void)? = nil
@@ -78,6 +112,34 @@ enum PipelineHarness {
         }
         return out
     }
+}
+
+/// Suspends callers until `count` have arrived, then lets every caller (and every later one) through: proves that
+/// `count` batches are at the same point at once (a sequential pipeline would never release it).
+actor Rendezvous {
+    let count: Int
+    private var arrived = 0
+    private var waiting: [CheckedContinuation<Void, Never>] = []
+
+    init(count: Int) { self.count = count }
+
+    func arrive() async {
+        arrived += 1
+        if arrived < count {
+            await withCheckedContinuation { waiting.append($0) }
+        } else {
+            for w in waiting { w.resume() }
+            waiting = []
+        }
+    }
+}
+
+/// Tracks how many batches are between two phases at once, and the most seen.
+final class Occupancy: Sendable {
+    private let state = Mutex((now: 0, peak: 0))
+    func enter() { state.withLock { $0.now += 1; $0.peak = max($0.peak, $0.now) } }
+    func leave() { state.withLock { $0.now -= 1 } }
+    var peak: Int { state.withLock { $0.peak } }
 }
 
 /// A thread-safe counter tests share with `onPhase` hooks.

@@ -10,8 +10,15 @@ import Logging
 enum ProviderChoice: String, CaseIterable, Sendable {
     case openai, anthropic, emulator
 
-    /// The provider API the job's requests use (the emulator speaks OpenAI's).
+    /// The provider API the job's requests use; the emulator speaks both, so for it the API comes from the input
+    /// file's format (``JobCLI/detectFormat(file:)``) or the job's stored provider, OpenAI when unknown.
     var kind: ProviderKind { self == .anthropic ? .anthropic : .openai }
+
+    /// The provider API for an input file: the file's format with the emulator, else the provider's own.
+    func inputKind(file path: String) -> ProviderKind {
+        guard self == .emulator else { return kind }
+        return JobCLI.detectFormat(file: path) ?? .openai
+    }
 }
 
 /// Shared helpers of the job commands.
@@ -32,11 +39,51 @@ enum JobCLI {
         return JobID(base + "-" + String(hex.prefix(8)))
     }
 
-    /// Runs `body` with a provider for `choice` (starting an in-process emulator for `.emulator`).
+    /// The batch-input format of a JSONL file from its first non-blank line: Anthropic lines carry `params`, OpenAI
+    /// lines `body`/`url`. Nil when the file cannot be read or the line is neither.
+    static func detectFormat(file path: String) -> ProviderKind? {
+        guard let handle = FileHandle(forReadingAtPath: path) else { return nil }
+        defer { try? handle.close() }
+        var buffer = Data()
+        while let chunk = try? handle.read(upToCount: 64 * 1024), !chunk.isEmpty {
+            buffer.append(chunk)
+            while let newline = buffer.firstIndex(of: UInt8(ascii: "\n")) {
+                let line = buffer[buffer.startIndex..<newline]
+                if let format = format(ofLine: line) { return format }
+                if !line.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }) { return nil }
+                buffer = Data(buffer[buffer.index(after: newline)...])
+            }
+            if buffer.count > 64 * 1024 * 1024 { break }
+        }
+        return format(ofLine: buffer)
+    }
+
+    private static func format(ofLine line: Data) -> ProviderKind? {
+        guard let object = try? JSONSerialization.jsonObject(with: line) as? [String: Any] else { return nil }
+        if object["params"] != nil && object["body"] == nil { return .anthropic }
+        if object["body"] != nil || object["url"] != nil { return .openai }
+        return nil
+    }
+
+    /// Runs `body` with a provider for `choice` (starting an in-process emulator for `.emulator`, driven through the
+    /// client of `kind`: the OpenAI or the Anthropic batch API).
     static func withProvider<T>(
-        _ choice: ProviderChoice, baseURL: String?, maxBatchRequests: Int? = nil, logger: Logger,
+        _ choice: ProviderChoice, kind: ProviderKind? = nil, baseURL: String?, maxBatchRequests: Int? = nil, logger: Logger,
         _ body: (any BatchProvider) async throws -> T
     ) async throws -> T {
+        let emulatedKind = kind ?? .openai
+        func emulatorClient(openAIBaseURL: String, anthropicBaseURL: String) -> any BatchProvider {
+            switch emulatedKind {
+            case .openai:
+                var configuration = ProviderClientConfiguration.openAI(apiKey: APIKey("sk-emulator"), baseURL: openAIBaseURL)
+                if let maxBatchRequests { configuration.limits.maxRequests = maxBatchRequests }
+                return OpenAIBatchProvider(configuration: configuration, httpClient: .shared, logger: logger)
+            case .anthropic:
+                var configuration = ProviderClientConfiguration.anthropic(apiKey: APIKey("sk-ant-emulator"), baseURL: anthropicBaseURL)
+                if let maxBatchRequests { configuration.limits.maxRequests = maxBatchRequests }
+                return AnthropicBatchProvider(configuration: configuration, httpClient: .shared, logger: logger)
+            }
+        }
         switch choice {
         case .openai:
             var configuration = try ProviderClientConfiguration.openAIFromEnvironment()
@@ -50,18 +97,16 @@ enum JobCLI {
             return try await body(AnthropicBatchProvider(configuration: configuration, httpClient: .shared, logger: logger))
         case .emulator:
             if let baseURL {
-                var configuration = ProviderClientConfiguration.openAI(apiKey: APIKey("sk-emulator"), baseURL: baseURL)
-                if let maxBatchRequests { configuration.limits.maxRequests = maxBatchRequests }
-                return try await body(OpenAIBatchProvider(configuration: configuration, httpClient: .shared, logger: logger))
+                // One emulator serves both APIs: OpenAI under `/v1`, Anthropic at the root.
+                let root = baseURL.hasSuffix("/v1") ? String(baseURL.dropLast(3)) : baseURL
+                return try await body(emulatorClient(openAIBaseURL: root + "/v1", anthropicBaseURL: root))
             }
             var emulator = EmulatorConfiguration()
             emulator.requestsPerSecond = 20_000
             emulator.validationSeconds = 0.05
             emulator.finalizingSeconds = 0.05
             return try await Emulator.withEmulator(configuration: emulator, logger: logger) { endpoint in
-                var configuration = ProviderClientConfiguration.openAI(apiKey: APIKey("sk-emulator"), baseURL: endpoint.openAIBaseURL)
-                if let maxBatchRequests { configuration.limits.maxRequests = maxBatchRequests }
-                return try await body(OpenAIBatchProvider(configuration: configuration, httpClient: .shared, logger: logger))
+                try await body(emulatorClient(openAIBaseURL: endpoint.openAIBaseURL, anthropicBaseURL: endpoint.anthropicBaseURL))
             }
         }
     }

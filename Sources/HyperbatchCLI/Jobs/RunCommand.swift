@@ -14,7 +14,7 @@ struct RunCommand: AsyncParsableCommand {
 
     @Argument(help: "JSONL input: OpenAI batch lines {custom_id, method, url, body} or Anthropic lines {custom_id, params}.")
     var file: String
-    @Option(help: "openai | anthropic | emulator (starts an in-process emulator speaking the OpenAI API).")
+    @Option(help: "openai | anthropic | emulator (an in-process emulator, driven through the OpenAI or Anthropic client by the file's format).")
     var provider: String
     @Option(help: "Provider base URL (e.g. a running `hyperbatch emulator`).") var baseURL: String?
     @Option(help: "SQLite store path.") var store: String = JobCLI.defaultStore
@@ -34,7 +34,7 @@ struct RunCommand: AsyncParsableCommand {
         }
         var logger = Logger(label: "hyperbatch.run")
         logger.logLevel = verbose ? .info : .error
-        let kind = choice.kind
+        let kind = choice.inputKind(file: file)
         let jobID = job.map(JobID.init(rawValue:)) ?? JobCLI.jobID(forFile: file, provider: kind)
         let store = try JobCLI.openStore(self.store)
         let existing = try await store.job(jobID)
@@ -58,7 +58,7 @@ struct RunCommand: AsyncParsableCommand {
         var pipeline = PipelineConfiguration()
         pipeline.poll = PollSchedule(initial: .milliseconds(Int64(pollInitial * 1000)), errorDelay: .milliseconds(Int64(pollInitial * 1000)))
         pipeline.idleDelay = min(.seconds(1), pipeline.poll.initial)
-        let counts = try await JobCLI.withProvider(choice, baseURL: baseURL, maxBatchRequests: maxBatchRequests, logger: logger) { provider in
+        let counts = try await JobCLI.withProvider(choice, kind: kind, baseURL: baseURL, maxBatchRequests: maxBatchRequests, logger: logger) { provider in
             try await JobCLI.withRunner(store: store, provider: provider, configuration: pipeline, logger: logger) { runner in
                 try await runner.runUntilDone(jobID) { progress.update($0) }
             }

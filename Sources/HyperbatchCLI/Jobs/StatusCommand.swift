@@ -3,9 +3,15 @@ import Foundation
 import HyperbatchJobs
 import Logging
 
-/// `hyperbatch status [JOB]`: counts per state and provider batches of one job, or every job.
+/// `hyperbatch status [JOB]`: counts per state, provider batches and the estimated cost saved of one job, or every job.
 struct StatusCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "status", abstract: "Show jobs: requests per state and provider batches.")
+    static let configuration = CommandConfiguration(
+        commandName: "status", abstract: "Show jobs: requests per state, provider batches, estimated cost saved.",
+        discussion: """
+            The cost saved is an estimate: the token usage the provider reported for succeeded requests, priced with a \
+            built-in table of synchronous list prices per model (2025; batch = 50% of synchronous). Models not in the \
+            table are shown as "unknown price" and left out of the dollar figures.
+            """)
 
     @Argument(help: "Job id (all jobs when omitted).") var job: String?
     @Option(help: "SQLite store path.") var store: String = JobCLI.defaultStore
@@ -19,6 +25,15 @@ struct StatusCommand: AsyncParsableCommand {
         var batches: [String: Int]
         var inputTokens: Int
         var outputTokens: Int
+        /// Estimate against synchronous pricing (see the command's discussion); absent without token usage.
+        var estimate: EstimateJSON?
+    }
+
+    struct EstimateJSON: Encodable {
+        var synchronousUSD: Double
+        var batchUSD: Double
+        var savedUSD: Double
+        var unknownPriceModels: [String]
     }
 
     func run() async throws {
@@ -31,12 +46,20 @@ struct StatusCommand: AsyncParsableCommand {
             var batches: [String: Int] = [:]
             for b in try await store.batches(job: j.id) { batches[b.state.rawValue, default: 0] += 1 }
             let usage = try await store.tokenUsage(job: j.id)
+            var estimate: CostEstimate?
+            if usage.inputTokens + usage.outputTokens > 0 {
+                estimate = CostEstimate.estimate(usageByModel: try await JobUsageByModel.usage(store: store, job: j.id))
+            }
             out.append(JobStatus(
                 job: j.id.rawValue, provider: j.provider.rawValue, state: j.state.rawValue, counts: JobCLI.countsJSON(counts),
-                batches: batches, inputTokens: usage.inputTokens, outputTokens: usage.outputTokens))
+                batches: batches, inputTokens: usage.inputTokens, outputTokens: usage.outputTokens,
+                estimate: estimate.map {
+                    EstimateJSON(synchronousUSD: $0.synchronousUSD, batchUSD: $0.batchUSD, savedUSD: $0.savedUSD, unknownPriceModels: $0.unknownModels)
+                }))
             if !json {
                 let b = batches.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
-                print("\(j.id) [\(j.provider.rawValue), \(j.state.rawValue)]: \(JobCLI.describe(counts)); batches: \(b.isEmpty ? "none" : b); tokens in \(usage.inputTokens) out \(usage.outputTokens)")
+                let cost = estimate.map { "; " + $0.summary } ?? ""
+                print("\(j.id) [\(j.provider.rawValue), \(j.state.rawValue)]: \(JobCLI.describe(counts)); batches: \(b.isEmpty ? "none" : b); tokens in \(usage.inputTokens) out \(usage.outputTokens)\(cost)")
             }
         }
         if json { try JobCLI.printJSON(out) }
@@ -71,8 +94,8 @@ struct CancelCommand: AsyncParsableCommand {
     func run() async throws {
         guard let choice = ProviderChoice(rawValue: provider) else { throw ValidationError("--provider must be openai, anthropic or emulator") }
         let store = try JobCLI.openStore(self.store)
-        guard try await store.job(JobID(job)) != nil else { throw ValidationFailure("no job \(job) in \(self.store)") }
-        try await JobCLI.withProvider(choice, baseURL: baseURL, logger: Logger(label: "hyperbatch.cancel")) { provider in
+        guard let record = try await store.job(JobID(job)) else { throw ValidationFailure("no job \(job) in \(self.store)") }
+        try await JobCLI.withProvider(choice, kind: record.provider, baseURL: baseURL, logger: Logger(label: "hyperbatch.cancel")) { provider in
             try await JobCLI.withRunner(store: store, provider: provider, configuration: PipelineConfiguration(), logger: Logger(label: "hyperbatch.cancel")) {
                 try await $0.cancel(JobID(job))
             }

@@ -65,45 +65,90 @@ public final class JobRunner<P: BatchProvider, C: Clock>: Service, Sendable wher
         public var progressed: Bool { claimed > 0 || reconciled > 0 }
     }
 
-    /// One pass over `job` (all jobs when nil).
+    /// What polling (and maybe reconciling) one batch found, for the pass to record in its ``PollBook``.
+    enum BatchWork: Sendable {
+        case running
+        case pollFailed
+        case ended(reconciled: Bool)
+        case gone
+    }
+
+    /// One pass over `job` (all jobs when nil). Batches due for a poll, and ended ones, are worked on up to
+    /// ``PipelineConfiguration/maxConcurrentBatches`` at a time (poll, then reconcile when it ended).
     public func pass(job: JobID?, book: inout PollBook) async throws -> PassSummary {
         var summary = PassSummary()
         try await recovery.resume(job: job)
         summary.claimed = try await dispatcher.dispatch(job: job)
+        var due: [ProviderBatchRecord] = []
+        let instant = clock.now
         for batch in try await store.liveBatches(job: job) where batch.key.provider == provider.kind {
-            try Task.checkCancellation()
             switch batch.state {
             case .submitted:
-                let instant = clock.now
-                if let due = book.next[batch.id], due > instant { continue }
-                summary.polled += 1
-                switch try await poller.poll(batch) {
-                case .running:
-                    let n = book.polls[batch.id, default: 0]
-                    book.polls[batch.id] = n + 1
-                    book.failures[batch.id] = nil
-                    book.next[batch.id] = clock.now.advanced(by: configuration.poll.delay(poll: n))
-                    try await configuration.onPhase?(.polled, batch.id)
-                case .failed:
-                    let f = book.failures[batch.id, default: 0] + 1
-                    book.failures[batch.id] = f
-                    book.next[batch.id] = clock.now.advanced(by: configuration.poll.errorDelay(failures: f))
-                case .gone:
-                    book.next[batch.id] = nil
-                    _ = try await store.finishReconcile(batch: batch.id, missing: .expired, at: now())
-                    summary.reconciled += 1
-                case .ended(let status):
-                    try await configuration.onPhase?(.polled, batch.id)
-                    book.next[batch.id] = nil
-                    if try await reconcile(batch, status: status) { summary.reconciled += 1 }
-                }
+                if let next = book.next[batch.id], next > instant { continue }
+                due.append(batch)
             case .ended:
-                if try await reconcile(batch, status: nil) { summary.reconciled += 1 }
+                due.append(batch)
             case .building, .uploading, .reconciled, .abandoned:
                 continue
             }
         }
+        let width = max(1, configuration.maxConcurrentBatches)
+        try await withThrowingTaskGroup(of: (ProviderBatchRecord, BatchWork).self) { group in
+            var running = 0
+            var results: [(ProviderBatchRecord, BatchWork)] = []
+            for batch in due {
+                try Task.checkCancellation()
+                if running == width, let done = try await group.next() {
+                    results.append(done)
+                    running -= 1
+                }
+                group.addTask { (batch, try await self.work(on: batch)) }
+                running += 1
+            }
+            while let done = try await group.next() { results.append(done) }
+            for (batch, work) in results {
+                switch work {
+                case .running:
+                    summary.polled += 1
+                    let n = book.polls[batch.id, default: 0]
+                    book.polls[batch.id] = n + 1
+                    book.failures[batch.id] = nil
+                    book.next[batch.id] = clock.now.advanced(by: configuration.poll.delay(poll: n))
+                case .pollFailed:
+                    summary.polled += 1
+                    let f = book.failures[batch.id, default: 0] + 1
+                    book.failures[batch.id] = f
+                    book.next[batch.id] = clock.now.advanced(by: configuration.poll.errorDelay(failures: f))
+                case .gone:
+                    summary.polled += 1
+                    summary.reconciled += 1
+                    book.next[batch.id] = nil
+                case .ended(let reconciled):
+                    if batch.state == .submitted { summary.polled += 1 }
+                    book.next[batch.id] = nil
+                    if reconciled { summary.reconciled += 1 }
+                }
+            }
+        }
         return summary
+    }
+
+    /// Polls a submitted batch (reconciling it when it ended) or reconciles an ended one.
+    private func work(on batch: ProviderBatchRecord) async throws -> BatchWork {
+        guard batch.state == .submitted else { return .ended(reconciled: try await reconcile(batch, status: nil)) }
+        switch try await poller.poll(batch) {
+        case .running:
+            try await configuration.onPhase?(.polled, batch.id)
+            return .running
+        case .failed:
+            return .pollFailed
+        case .gone:
+            _ = try await store.finishReconcile(batch: batch.id, missing: .expired, at: now())
+            return .gone
+        case .ended(let status):
+            try await configuration.onPhase?(.polled, batch.id)
+            return .ended(reconciled: try await reconcile(batch, status: status))
+        }
     }
 
     private func reconcile(_ batch: ProviderBatchRecord, status: ProviderBatchStatus?) async throws -> Bool {
@@ -168,7 +213,8 @@ public final class JobRunner<P: BatchProvider, C: Clock>: Service, Sendable wher
     }
 
     /// Cancels the job: pending requests `canceled`, live provider batches cancelled at the provider (their results
-    /// are still applied by later passes), batches never sent abandoned with a permanent error.
+    /// are still applied by later passes), batches claimed but never sent settled by
+    /// ``Recovery/settleCanceled(_:)`` (their requests end `canceled`).
     public func cancel(job: JobID) async throws {
         for batch in try await store.cancelJob(job, at: now()) where batch.key.provider == provider.kind {
             if let id = batch.providerBatchID {
@@ -177,10 +223,8 @@ public final class JobRunner<P: BatchProvider, C: Clock>: Service, Sendable wher
                 } catch {
                     logger.warning("provider cancel failed", metadata: ["batch": "\(batch.id)", "error": "\(error)"])
                 }
-            } else if batch.state == .building {
-                try await store.abandonBatch(
-                    batch.id, error: ProviderError(type: "canceled", code: "job_canceled", message: "the job was cancelled before the batch was sent"),
-                    at: now())
+            } else {
+                try await recovery.settleCanceled(batch)
             }
         }
     }

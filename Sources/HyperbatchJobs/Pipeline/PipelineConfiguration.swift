@@ -64,8 +64,16 @@ public enum PipelinePhase: String, Sendable, Hashable, CaseIterable {
 public struct PipelineConfiguration: Sendable {
     /// Most pending requests considered per `(job, key)` in one dispatch pass.
     public var candidatesPerPass: Int = 200_000
-    /// Most requests in flight (`packed` + `submitted`) per compatibility key, across jobs (the provider's queue budget).
-    public var maxInFlightPerKey: Int = 2_000_000
+    /// The default in-flight budget per compatibility key (one model of one provider, endpoint and tenant), across
+    /// jobs: most requests and estimated tokens `packed` + `submitted` (the provider's enqueued limits).
+    public var inFlightBudget: InFlightBudget = .init()
+    /// Budgets for particular models (by the key's model name), overriding ``inFlightBudget``.
+    public var inFlightBudgetByModel: [String: InFlightBudget] = [:]
+    /// How request tokens are estimated for token budgets.
+    public var tokenEstimate: RequestTokenEstimate = .init()
+    /// Most provider batches uploaded/created, polled or reconciled at once (≥ 1). Each batch keeps its own
+    /// write-ahead order; only different batches overlap.
+    public var maxConcurrentBatches: Int = 4
     /// Lines read from the store per page while streaming an upload.
     public var uploadPageSize: Int = 2_000
     /// The poll schedule.
@@ -76,6 +84,17 @@ public struct PipelineConfiguration: Sendable {
     public var lookupSkew: TimeInterval = 300
     /// Called after each phase of a batch with the store's batch id; throwing stops the runner there (tests).
     public var onPhase: (@Sendable (PipelinePhase, Int64) async throws -> Void)? = nil
+
+    /// Most requests in flight per compatibility key (the default budget's ``InFlightBudget/maxRequests``).
+    public var maxInFlightPerKey: Int {
+        get { inFlightBudget.maxRequests }
+        set { inFlightBudget.maxRequests = newValue }
+    }
+
+    /// The budget of `key`: its model's override, else the default.
+    public func budget(for key: CompatibilityKey) -> InFlightBudget {
+        inFlightBudgetByModel[key.model] ?? inFlightBudget
+    }
 
     /// Creates the default configuration.
     public init() {}

@@ -3,7 +3,9 @@ import Logging
 
 /// Resumes batches whose create is unfinished: `building` ones are sent (nothing went out yet); `uploading` ones may
 /// have been created, so they are first looked up at the provider by their idempotency tag
-/// (``BatchProvider/findBatch(_:createdAfter:)``) and only sent again when the lookup finds nothing.
+/// (``BatchProvider/findBatch(_:createdAfter:)``) and only sent again when the lookup finds nothing. Batches of a
+/// cancelled job are never sent: one found by its tag is cancelled at the provider, the others are abandoned with
+/// ``ProviderError/jobCanceled`` so their requests end `canceled`.
 public struct Recovery<P: BatchProvider>: Sendable {
     public let dispatcher: Dispatcher<P>
 
@@ -14,13 +16,56 @@ public struct Recovery<P: BatchProvider>: Sendable {
     @discardableResult
     public func resume(job: JobID?) async throws -> Int {
         var resumed = 0
+        var canceledJobs: [JobID: Bool] = [:]
         for batch in try await dispatcher.store.liveBatches(job: job)
         where batch.key.provider == dispatcher.provider.kind && (batch.state == .building || batch.state == .uploading) {
             try Task.checkCancellation()
-            try await resume(batch)
+            if canceledJobs[batch.jobID] == nil {
+                canceledJobs[batch.jobID] = try await dispatcher.store.job(batch.jobID)?.state == .canceled
+            }
+            if canceledJobs[batch.jobID] == true {
+                try await settleCanceled(batch)
+            } else {
+                try await resume(batch)
+            }
             resumed += 1
         }
         return resumed
+    }
+
+    /// Settles an unsent (`building`/`uploading`, no provider id) batch of a cancelled job without sending it: an
+    /// `uploading` one is first looked up by tag and, when found, recorded and cancelled at the provider (its results
+    /// are applied later); otherwise the batch is abandoned with ``ProviderError/jobCanceled``. A failed lookup
+    /// leaves the batch for the next pass.
+    public func settleCanceled(_ batch: ProviderBatchRecord) async throws {
+        guard batch.providerBatchID == nil, batch.state == .building || batch.state == .uploading else { return }
+        let store = dispatcher.store
+        if batch.state == .uploading {
+            guard let lookup = try await lookUp(batch) else { return }
+            if let found = lookup {
+                try await store.recordSubmitted(batch: batch.id, providerBatchID: found.id, at: dispatcher.now())
+                do {
+                    _ = try await dispatcher.provider.cancelBatch(id: found.id)
+                } catch {
+                    dispatcher.logger.warning("provider cancel failed", metadata: ["batch": "\(batch.id)", "error": "\(error)"])
+                }
+                return
+            }
+        }
+        try await store.abandonBatch(batch.id, error: .jobCanceled, at: dispatcher.now())
+    }
+
+    /// Looks the batch up by tag: `.some(status or nil)` when the lookup answered, nil when it failed (retry later).
+    private func lookUp(_ batch: ProviderBatchRecord) async throws -> ProviderBatchStatus?? {
+        let since = batch.createdAt.addingTimeInterval(-dispatcher.configuration.lookupSkew)
+        do {
+            return .some(try await dispatcher.provider.findBatch(batch.spec, createdAfter: since))
+        } catch is CancellationError {
+            throw CancellationError()
+        } catch {
+            dispatcher.logger.warning("lookup by tag failed; will retry", metadata: ["batch": "\(batch.id)", "error": "\(error)"])
+            return nil
+        }
     }
 
     /// Resumes one batch: look up by tag when the create may have happened, else send.

@@ -17,13 +17,16 @@ public struct ResultDisposition: Sendable, Hashable {
         self.usage = usage
     }
 
-    /// Decides: success is final; a permanent error is `failed`; expired, canceled and retryable errors go back to
-    /// `pending` while `attempts < maxAttempts`, otherwise stay `expired`/`canceled`/`errored`.
+    /// Decides: success is final; ``ProviderError/jobCanceled`` (a batch of a cancelled job that was never sent) is
+    /// `canceled`; a permanent error is `failed`; expired, canceled and retryable errors go back to `pending` while
+    /// `attempts < maxAttempts`, otherwise stay `expired`/`canceled`/`errored`.
     public static func decide(_ outcome: ProviderResultOutcome, attempts: Int, maxAttempts: Int) -> ResultDisposition {
         let more = attempts < maxAttempts
         switch outcome {
         case let .succeeded(body, usage):
             return ResultDisposition(state: .succeeded, response: body, usage: usage)
+        case let .errored(error) where error.isJobCancellation:
+            return ResultDisposition(state: .canceled, error: error)
         case let .errored(error):
             if !error.isRetryable { return ResultDisposition(state: .failed, error: error) }
             return ResultDisposition(state: more ? .pending : .errored, error: error)
@@ -33,4 +36,14 @@ public struct ResultDisposition: Sendable, Hashable {
             return ResultDisposition(state: more ? .pending : .canceled, error: nil)
         }
     }
+}
+
+extension ProviderError {
+    /// Our own error for the requests of a batch that was claimed but never sent when its job was cancelled: passed
+    /// to ``JobStore/abandonBatch(_:error:at:)``, it ends them `canceled` (not `failed`).
+    public static let jobCanceled = ProviderError(
+        type: "canceled", code: "job_canceled", message: "the job was cancelled before the batch was sent")
+
+    /// Whether this is ``jobCanceled``.
+    public var isJobCancellation: Bool { type == "canceled" && code == "job_canceled" && status == nil }
 }

@@ -1,0 +1,94 @@
+import Foundation
+import HyperbatchEmulator
+import HyperbatchJobs
+import HyperbatchProviders
+import HyperbatchSQLite
+import Synchronization
+import Testing
+
+/// The whole pipeline with the Anthropic client over real HTTP against the in-process emulator, with faults.
+@Suite struct AnthropicEndToEndTests {
+    typealias H = PipelineHarness
+
+    @Test("Anthropic: error lines, 429s, an expired and a cancelled batch; every request ends once, results match",
+          .timeLimit(.minutes(1)))
+    func anthropicWithFaults() async throws {
+        var configuration = H.emulatorConfiguration()
+        configuration.requestsPerSecond = 40  // a 40-request batch expires after 0.5 s: time to cancel one first
+        var faults = EmulatorFaults()
+        faults.requestErrorRate = 0.1
+        faults.http429Rate = 0.1
+        faults.expireAfterFraction = 0.5
+        configuration.faults = faults
+        var laterFaults = faults  // only the first wave expires; the error lines and 429s stay
+        laterFaults.expireAfterFraction = nil
+        let rest = laterFaults
+        try await Emulator.withEmulator(configuration: configuration) { endpoint in
+            let store = try SQLiteJobStore(path: H.tempStorePath())
+            let job = JobID("anthropic-e2e")
+            let count = 240
+            try await H.makeAnthropicJob(store: store, job: job, count: count, maxAttempts: 4)
+            let provider = H.anthropicProvider(endpoint, maxRequests: 40)  // 2 models × 120 → 6 batches a wave
+            let submitted = SharedCounter(), reconciled = SharedCounter()
+            let cancelledID = Mutex<String?>(nil)
+            let runner = H.runner(store: store, provider: provider, onPhase: { phase, batch in
+                switch phase {
+                case .submitted where submitted.increment() == 1:
+                    // Cancel the first batch at the provider right after its create.
+                    let id = try #require(try await store.batch(batch)?.providerBatchID)
+                    _ = try await provider.cancelBatch(id: id)
+                    cancelledID.withLock { $0 = id }
+                case .reconciled where reconciled.increment() == 1:
+                    endpoint.setFaults(rest)
+                default: break
+                }
+            }) { $0.maxConcurrentBatches = 3 }
+            let counts = try await runner.runUntilDone(job: job)
+
+            // Every request is in exactly one terminal state; error lines are permanent (failed), the rest succeeded.
+            #expect(counts.total == count)
+            #expect(counts.terminal == count)
+            #expect(counts[.failed] > 0)
+            #expect(counts[.succeeded] + counts[.failed] == count)
+            let requests = try await H.allRequests(store: store, job: job)
+            #expect(requests.count == count)
+            for (customID, r) in requests {
+                switch r.state {
+                case .succeeded:
+                    let text = String(decoding: r.response ?? [], as: UTF8.self)
+                    #expect(text.contains("echo \(customID) "), "response of \(customID) does not echo it")
+                    #expect(text.contains(#""type":"message""#) || text.contains(#""type": "message""#))
+                case .failed:
+                    #expect(r.lastError?.type == "invalid_request_error", "\(customID): \(String(describing: r.lastError))")
+                default:
+                    Issue.record("\(customID) ended \(r.state)")
+                }
+            }
+            let events = try await store.outcomes(after: 0, job: job, limit: 10_000)
+            #expect(events.count == count)
+            #expect(Set(events.map(\.customID)).count == count)
+
+            // The faults happened: 429s were sent, one batch was cancelled, lines expired and were resubmitted.
+            let stats = endpoint.stats()
+            #expect(stats.http429Sent > 0)
+            #expect(stats.batches.allSatisfy { $0.provider == "anthropic" })
+            var expired = 0, canceled = 0
+            for b in stats.batches {
+                let status = try await provider.retrieveBatch(id: b.id)
+                expired += status.counts.expired
+                canceled += status.counts.canceled
+            }
+            #expect(expired > 0, "an expired batch")
+            #expect(canceled > 0, "a cancelled batch")
+            let cancelled = try #require(cancelledID.withLock { $0 })
+            let stored = try await store.batches(job: job)
+            #expect(stored.contains { $0.providerBatchID == cancelled && $0.outcome == .cancelled })
+            #expect(requests.values.contains { $0.attempts > 1 }, "expired/cancelled requests were resubmitted")
+            // Each provider batch belongs to exactly one store batch.
+            let ids = stored.compactMap(\.providerBatchID)
+            #expect(Set(ids).count == ids.count)
+            #expect(Set(ids) == Set(stats.batches.map(\.id)))
+            #expect(try await store.job(job)?.state == .finished)
+        }
+    }
+}
