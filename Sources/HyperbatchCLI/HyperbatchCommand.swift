@@ -19,7 +19,7 @@ struct BenchCommand: AsyncParsableCommand {
         abstract: "Run a benchmark; each reports ratios against a baseline measured in the same run.",
         subcommands: [
             BenchCoreCommand.self, BenchEmulatorCommand.self, BenchDBCommand.self, BenchIntentsCommand.self,
-            BenchFailuresCommand.self,
+            BenchFailuresCommand.self, BenchJobsCommand.self,
         ]
     )
 }
