@@ -14,7 +14,8 @@ import Testing
           .timeLimit(.minutes(1)))
     func anthropicWithFaults() async throws {
         var configuration = H.emulatorConfiguration()
-        configuration.requestsPerSecond = 40  // a 40-request batch expires after 0.5 s: time to cancel one first
+        // A 40-request batch expires after 2 s: time to cancel one first even when the cancel call meets a 429 (retry-after 1 s).
+        configuration.requestsPerSecond = 10
         var faults = EmulatorFaults()
         faults.requestErrorRate = 0.1
         faults.http429Rate = 0.1
