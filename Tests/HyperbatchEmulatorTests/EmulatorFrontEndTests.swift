@@ -83,6 +83,43 @@ import Testing
         }
     }
 
+    @Test(.timeLimit(.minutes(1))) func anthropicResultsAreRenderedWhileStreaming() async throws {
+        try await Emulator.withEmulator(configuration: Self.fast()) { endpoint in
+            let n = 3_000
+            let requests = (0..<n).map { #"{"custom_id":"q\#($0)","params":{"model":"claude","max_tokens":8,"messages":[{"role":"user","content":"x\#($0)"}]}}"# }
+            let body = #"{"requests":[\#(requests.joined(separator: ","))]}"#
+            let created = object(try await send(.POST, endpoint.anthropicBaseURL + "/v1/messages/batches", headers: [("x-api-key", "k"), ("content-type", "application/json")],
+                                                body: .bytes(ByteBuffer(string: body))).body)
+            let id = try #require(created["id"] as? String)
+            var resultsURL: String?
+            while resultsURL == nil {
+                resultsURL = object(try await send(.GET, endpoint.anthropicBaseURL + "/v1/messages/batches/\(id)", headers: [("x-api-key", "k")]).body)["results_url"] as? String
+                if resultsURL == nil { try await Task.sleep(for: .milliseconds(20)) }
+            }
+            let results = try await send(.GET, endpoint.anthropicBaseURL + resultsURL!, headers: [("x-api-key", "k")])
+            #expect(results.status == 200)
+            #expect(results.headers.first(name: "transfer-encoding") == "chunked")
+            #expect(results.headers.first(name: "content-type") == "application/x-jsonl")
+            let rows = results.body.split(separator: 10).map { object(Array($0)) }
+            #expect(Set(rows.compactMap { $0["custom_id"] as? String }) == Set((0..<n).map { "q\($0)" }))
+            #expect(rows.allSatisfy { ($0["result"] as? [String: Any])?["type"] as? String == "succeeded" })
+            #expect(rows.prefix(10).compactMap { $0["custom_id"] as? String } != (0..<10).map { "q\($0)" })
+        }
+    }
+
+    @Test(.timeLimit(.minutes(1))) func bodiesOverEveryLimitGet413InTheProviderShape() async throws {
+        var config = Self.fast()
+        config.openAIMaxBytes = 1_000
+        config.anthropicMaxBytes = 1_000
+        try await Emulator.withEmulator(configuration: config) { endpoint in
+            // The front end stops reading 1 MB past the largest limit; the core's answer is the provider's 413.
+            let big = ByteBuffer(repeating: UInt8(ascii: " "), count: 1_100_000)
+            let r = try await send(.POST, endpoint.anthropicBaseURL + "/v1/messages/batches", headers: [("x-api-key", "k")], body: .bytes(big))
+            #expect(r.status == 413)
+            #expect((object(r.body)["error"] as? [String: Any])?["type"] as? String == "request_too_large")
+        }
+    }
+
     @Test(.timeLimit(.minutes(1))) func unknownRoutesAndWrongMethodsKeepProviderShapes() async throws {
         try await Emulator.withEmulator(configuration: Self.fast()) { endpoint in
             let nope = try await send(.GET, endpoint.openAIBaseURL + "/nope")
