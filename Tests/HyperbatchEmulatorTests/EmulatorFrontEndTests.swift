@@ -1,5 +1,8 @@
 import AsyncHTTPClient
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import HyperbatchEmulator
 import HyperbatchTestKit
 import Logging
@@ -120,6 +123,17 @@ import Testing
         }
     }
 
+    @Test(.timeLimit(.minutes(1))) func expectContinueGetsAnInterim100BeforeTheBodyIsSent() async throws {
+        try await Emulator.withEmulator(configuration: Self.fast()) { endpoint in
+            let port = endpoint.port
+            // Blocking socket I/O (with a 5 s receive timeout) off the cooperative pool.
+            let (interim, final) = try await Task.detached { try RawExpectContinue.exchange(port: port) }.value
+            #expect(interim.hasPrefix("HTTP/1.1 100 Continue"))
+            #expect(final.hasPrefix("HTTP/1.1 200"))
+            #expect(endpoint.stats().batches.count == 1)
+        }
+    }
+
     @Test(.timeLimit(.minutes(1))) func unknownRoutesAndWrongMethodsKeepProviderShapes() async throws {
         try await Emulator.withEmulator(configuration: Self.fast()) { endpoint in
             let nope = try await send(.GET, endpoint.openAIBaseURL + "/nope")
@@ -198,5 +212,51 @@ import Testing
             #expect(endpoint.stats().slowResponsesSent == 1)
             tasks.cancelAll()
         }
+    }
+}
+
+/// A raw HTTP/1.1 client for the one thing AsyncHTTPClient never does: send `Expect: 100-continue` and wait for the
+/// interim answer before sending the body.
+enum RawExpectContinue {
+    struct Failure: Error { var step: String }
+
+    /// Sends the head, reads the interim response, sends the body, reads the final response head.
+    static func exchange(port: Int) throws -> (interim: String, final: String) {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw Failure(step: "socket") }
+        defer { close(fd) }
+        var timeout = timeval(tv_sec: 5, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_port = in_port_t(UInt16(port).bigEndian)
+        inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr)
+        let connected = withUnsafePointer(to: &addr) { p in
+            p.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard connected == 0 else { throw Failure(step: "connect") }
+        let body = #"{"requests":[{"custom_id":"a","params":{"model":"m","max_tokens":5,"messages":[]}}]}"#
+        let head = "POST /v1/messages/batches HTTP/1.1\r\nhost: 127.0.0.1\r\nx-api-key: k\r\ncontent-type: application/json\r\n"
+            + "content-length: \(body.utf8.count)\r\nexpect: 100-continue\r\n\r\n"
+        try send(fd, head)
+        let interim = try readHead(fd)
+        try send(fd, body)
+        return (interim, try readHead(fd))
+    }
+
+    static func send(_ fd: Int32, _ text: String) throws {
+        let bytes = Array(text.utf8)
+        guard bytes.withUnsafeBytes({ write(fd, $0.baseAddress, $0.count) }) == bytes.count else { throw Failure(step: "write") }
+    }
+
+    /// Reads byte by byte up to the blank line that ends a response head.
+    static func readHead(_ fd: Int32) throws -> String {
+        var out: [UInt8] = []
+        var byte: UInt8 = 0
+        while !out.suffix(4).elementsEqual([13, 10, 13, 10]) {
+            guard read(fd, &byte, 1) == 1 else { throw Failure(step: "read after \(out.count) bytes") }
+            out.append(byte)
+        }
+        return String(decoding: out, as: UTF8.self)
     }
 }
