@@ -4,6 +4,7 @@ import Foundation
 import FoundationNetworking
 #endif
 import HyperbatchEmulator
+import Logging
 
 /// `hyperbatch bench emulator`: one 50,000-request OpenAI batch over loopback (upload, create, poll, download).
 struct BenchEmulatorCommand: AsyncParsableCommand {
@@ -17,7 +18,9 @@ struct BenchEmulatorCommand: AsyncParsableCommand {
         var config = EmulatorConfiguration()
         config.speedUp = 1_000_000
         let n = requests
-        let phases = try await Emulator.withEmulator(configuration: config) { ep -> [(String, Double)] in
+        var logger = Logger(label: "hyperbatch.bench.emulator")
+        logger.logLevel = .warning
+        let phases = try await Emulator.withEmulator(configuration: config, logger: logger) { ep -> [(String, Double)] in
             var phases: [(String, Double)] = []
             let clock = ContinuousClock()
             func timed<T>(_ name: String, _ f: () async throws -> T) async rethrows -> T {

@@ -62,6 +62,7 @@ public final class Emulator<C: Clock>: Service, Sendable where C.Duration == Dur
         let logger = self.logger
         let app = Application(
             router: router,
+            server: .http1(configuration: .init(additionalChannelHandlers: [ExpectContinueHandler()])),
             configuration: .init(address: .hostname(cfg.host, port: cfg.port), serverName: "hyperbatch-emulator"),
             onServerRunning: { channel in
                 let port = channel.localAddress?.port ?? cfg.port

@@ -422,7 +422,9 @@ public final class EmulatorCore: Sendable {
                 guard b.lifecycle.phase(at: now).phase.isTerminal else {
                     return anError(400, "invalid_request_error", "Batch \(b.id) has not ended; results are not available yet.")
                 }
-                return EmulatorResponse(status: 200, headers: ["content-type": "application/x-jsonl"], body: anthropicResults(b, now: now))
+                var r = EmulatorResponse(status: 200, headers: ["content-type": "application/x-jsonl"])
+                r.chunks = anthropicResults(b, now: now)
+                return r
             }
         default: return anError(404, "not_found_error", "Not found: \(request.method) \(request.path)")
         }
@@ -520,19 +522,27 @@ public final class EmulatorCore: Sendable {
                 "results_url": ended ? "/v1/messages/batches/\(b.id)/results" as Any : NSNull()]
     }
 
-    private func anthropicResults(_ b: AnthropicBatch, now: Double) -> [UInt8] {
-        var rows: [[String: Any]] = []
-        for (i, line) in b.lines.enumerated() {
-            let kind = anthropicResultKind(b, index: i, now: now)
-            let result: [String: Any]
-            switch kind {
-            case "succeeded": result = ["type": "succeeded", "message": SyntheticResponse.anthropicMessage(customID: line.customID, model: line.model, body: line.body)]
-            case "errored": result = ["type": "errored", "error": ["type": "error", "error": ["type": "invalid_request_error", "message": "Invalid request (emulated fault)."], "request_id": NSNull()]]
-            default: result = ["type": kind]
+    /// The results JSONL of an ended batch, rendered a thousand lines at a time as the front end sends it, in a
+    /// deterministic order that is not the input order.
+    private func anthropicResults(_ b: AnthropicBatch, now: Double) -> EmulatorBodyChunks {
+        let keys = b.lines.map { hash("order", $0.customID) }
+        let order = b.lines.indices.sorted { keys[$0] < keys[$1] }
+        return EmulatorBodyChunks(count: order.count, itemsPerChunk: 1000) { [self] range in
+            var out: [UInt8] = []
+            for k in range {
+                let line = b.lines[order[k]]
+                let kind = anthropicResultKind(b, index: order[k], now: now)
+                let result: [String: Any]
+                switch kind {
+                case "succeeded": result = ["type": "succeeded", "message": SyntheticResponse.anthropicMessage(customID: line.customID, model: line.model, body: line.body)]
+                case "errored": result = ["type": "errored", "error": ["type": "error", "error": ["type": "invalid_request_error", "message": "Invalid request (emulated fault)."], "request_id": NSNull()]]
+                default: result = ["type": kind]
+                }
+                FastJSON.write(["custom_id": line.customID, "result": result] as [String: Any], to: &out)
+                out.append(10)
             }
-            rows.append(["custom_id": line.customID, "result": result])
+            return out
         }
-        return jsonl(shuffled(rows))
     }
 
     private func listMessageBatches(_ request: EmulatorRequest, now: Double) -> EmulatorResponse {
@@ -606,20 +616,6 @@ public final class EmulatorCore: Sendable {
     }
 
     private func unit(_ h: UInt64) -> Double { Double(h >> 11) / Double(1 << 53) }
-
-    /// Deterministic reordering so results are not in input order.
-    private func shuffled(_ rows: [[String: Any]]) -> [[String: Any]] {
-        rows.map { ($0, hash("order", ($0["custom_id"] as? String) ?? "")) }.sorted { $0.1 < $1.1 }.map(\.0)
-    }
-
-    private func jsonl(_ rows: [[String: Any]]) -> [UInt8] {
-        var out: [UInt8] = []
-        for r in rows {
-            FastJSON.write(r, to: &out)
-            out.append(10)
-        }
-        return out
-    }
 
     private func page(_ objects: [[String: Any]], ids: [String], after: String?, limit: Int) -> [String: Any] {
         var start = 0

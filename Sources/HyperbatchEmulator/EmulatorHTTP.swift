@@ -31,6 +31,11 @@ public struct EmulatorResponse: Sendable {
     public var body: [UInt8]
     /// Real seconds the front end waits before sending the answer (the slow-response fault); 0 = at once.
     public var delaySeconds: Double = 0
+    /// A body produced piece by piece, sent after `body` (which is then usually empty); nil for a plain body.
+    public var chunks: EmulatorBodyChunks?
+
+    /// `body` followed by every piece of `chunks`, in one buffer (for tests and small answers).
+    public var collectedBody: [UInt8] { body + (chunks.map { Array($0.joined()) } ?? []) }
 
     /// Creates a response.
     public init(status: Int, headers: [String: String] = [:], body: [UInt8] = []) {
@@ -38,6 +43,39 @@ public struct EmulatorResponse: Sendable {
         self.headers = headers
         self.body = body
     }
+}
+
+/// A response body rendered in pieces as it is sent, so a large answer is never held in memory whole.
+public struct EmulatorBodyChunks: Sequence, Sendable {
+    /// Number of items (e.g. result lines).
+    public let count: Int
+    /// Items rendered per piece.
+    public let itemsPerChunk: Int
+    let render: @Sendable (Range<Int>) -> [UInt8]
+
+    /// Renders items `0..<count` in pieces of `itemsPerChunk` with `render`.
+    public init(count: Int, itemsPerChunk: Int, render: @escaping @Sendable (Range<Int>) -> [UInt8]) {
+        self.count = count
+        self.itemsPerChunk = Swift.max(1, itemsPerChunk)
+        self.render = render
+    }
+
+    /// Iterates the rendered pieces in order.
+    public struct Iterator: IteratorProtocol {
+        let chunks: EmulatorBodyChunks
+        var position = 0
+
+        /// The next rendered piece, or nil after the last.
+        public mutating func next() -> [UInt8]? {
+            guard position < chunks.count else { return nil }
+            let end = Swift.min(chunks.count, position + chunks.itemsPerChunk)
+            defer { position = end }
+            return chunks.render(position..<end)
+        }
+    }
+
+    /// An iterator over the pieces.
+    public func makeIterator() -> Iterator { Iterator(chunks: self) }
 }
 
 /// Splits a `multipart/form-data` body into named parts.

@@ -23,6 +23,8 @@ enum EmulatorRouter {
         let respond: @Sendable (Request, BasicRequestContext) async throws -> Response = { request, _ in
             try await answer(request, maxBodyBytes: maxBodyBytes, handle: handle, tooLarge: tooLarge)
         }
+        // `http.server.request.duration` and friends, with the route template as `http.route`.
+        router.add(middleware: MetricsMiddleware())
         router.add(middleware: FallbackMiddleware(respond: respond))
         for route in EmulatorRoute.all {
             for method in route.methods {
@@ -48,7 +50,7 @@ enum EmulatorRouter {
         do {
             var buffer = try await request.body.collect(upTo: maxBodyBytes)
             emulated.body = buffer.readBytes(length: buffer.readableBytes) ?? []
-        } catch let error as HTTPError where error.status == .contentTooLarge {
+        } catch is NIOTooManyBytesError {
             return response(tooLarge(emulated))
         }
         return response(try await handle(emulated))
@@ -62,6 +64,14 @@ enum EmulatorRouter {
         }
         let status = HTTPResponse.Status(code: r.status)
         let bytes = r.body
+        if let chunks = r.chunks {
+            // Rendered piece by piece while sending (chunked transfer encoding).
+            return Response(status: status, headers: fields, body: ResponseBody { writer in
+                if !bytes.isEmpty { try await writer.write(ByteBuffer(bytes: bytes)) }
+                for piece in chunks where !piece.isEmpty { try await writer.write(ByteBuffer(bytes: piece)) }
+                try await writer.finish(nil)
+            })
+        }
         guard bytes.count > chunkSize else {
             return Response(status: status, headers: fields, body: ResponseBody(byteBuffer: ByteBuffer(bytes: bytes)))
         }

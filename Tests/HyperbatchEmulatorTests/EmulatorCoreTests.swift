@@ -38,7 +38,7 @@ import Testing
 
     func call(_ method: String, _ path: String, body: [UInt8] = [], headers: [String: String] = ["authorization": "Bearer k", "x-api-key": "k"], query: [String: String] = [:], now: Double) -> (Int, [String: Any], [UInt8]) {
         let r = core.handle(EmulatorRequest(method: method, path: path, query: query, headers: headers, body: body), now: now)
-        return (r.status, ((try? JSONSerialization.jsonObject(with: Data(r.body))) as? [String: Any]) ?? [:], r.body)
+        return (r.status, ((try? JSONSerialization.jsonObject(with: Data(r.body))) as? [String: Any]) ?? [:], r.collectedBody)
     }
 
     func upload(_ text: String, now: Double) -> String {

@@ -1,5 +1,8 @@
 import AsyncHTTPClient
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import HyperbatchEmulator
 import HyperbatchTestKit
 import Logging
@@ -83,6 +86,54 @@ import Testing
         }
     }
 
+    @Test(.timeLimit(.minutes(1))) func anthropicResultsAreRenderedWhileStreaming() async throws {
+        try await Emulator.withEmulator(configuration: Self.fast()) { endpoint in
+            let n = 3_000
+            let requests = (0..<n).map { #"{"custom_id":"q\#($0)","params":{"model":"claude","max_tokens":8,"messages":[{"role":"user","content":"x\#($0)"}]}}"# }
+            let body = #"{"requests":[\#(requests.joined(separator: ","))]}"#
+            let created = object(try await send(.POST, endpoint.anthropicBaseURL + "/v1/messages/batches", headers: [("x-api-key", "k"), ("content-type", "application/json")],
+                                                body: .bytes(ByteBuffer(string: body))).body)
+            let id = try #require(created["id"] as? String)
+            var resultsURL: String?
+            while resultsURL == nil {
+                resultsURL = object(try await send(.GET, endpoint.anthropicBaseURL + "/v1/messages/batches/\(id)", headers: [("x-api-key", "k")]).body)["results_url"] as? String
+                if resultsURL == nil { try await Task.sleep(for: .milliseconds(20)) }
+            }
+            let results = try await send(.GET, endpoint.anthropicBaseURL + resultsURL!, headers: [("x-api-key", "k")])
+            #expect(results.status == 200)
+            #expect(results.headers.first(name: "transfer-encoding") == "chunked")
+            #expect(results.headers.first(name: "content-type") == "application/x-jsonl")
+            let rows = results.body.split(separator: 10).map { object(Array($0)) }
+            #expect(Set(rows.compactMap { $0["custom_id"] as? String }) == Set((0..<n).map { "q\($0)" }))
+            #expect(rows.allSatisfy { ($0["result"] as? [String: Any])?["type"] as? String == "succeeded" })
+            #expect(rows.prefix(10).compactMap { $0["custom_id"] as? String } != (0..<10).map { "q\($0)" })
+        }
+    }
+
+    @Test(.timeLimit(.minutes(1))) func bodiesOverEveryLimitGet413InTheProviderShape() async throws {
+        var config = Self.fast()
+        config.openAIMaxBytes = 1_000
+        config.anthropicMaxBytes = 1_000
+        try await Emulator.withEmulator(configuration: config) { endpoint in
+            // The front end stops reading 1 MB past the largest limit; the core's answer is the provider's 413.
+            let big = ByteBuffer(repeating: UInt8(ascii: " "), count: 1_100_000)
+            let r = try await send(.POST, endpoint.anthropicBaseURL + "/v1/messages/batches", headers: [("x-api-key", "k")], body: .bytes(big))
+            #expect(r.status == 413)
+            #expect((object(r.body)["error"] as? [String: Any])?["type"] as? String == "request_too_large")
+        }
+    }
+
+    @Test(.timeLimit(.minutes(1))) func expectContinueGetsAnInterim100BeforeTheBodyIsSent() async throws {
+        try await Emulator.withEmulator(configuration: Self.fast()) { endpoint in
+            let port = endpoint.port
+            // Blocking socket I/O (with a 5 s receive timeout) off the cooperative pool.
+            let (interim, final) = try await Task.detached { try RawExpectContinue.exchange(port: port) }.value
+            #expect(interim.hasPrefix("HTTP/1.1 100 Continue"))
+            #expect(final.hasPrefix("HTTP/1.1 200"))
+            #expect(endpoint.stats().batches.count == 1)
+        }
+    }
+
     @Test(.timeLimit(.minutes(1))) func unknownRoutesAndWrongMethodsKeepProviderShapes() async throws {
         try await Emulator.withEmulator(configuration: Self.fast()) { endpoint in
             let nope = try await send(.GET, endpoint.openAIBaseURL + "/nope")
@@ -161,5 +212,51 @@ import Testing
             #expect(endpoint.stats().slowResponsesSent == 1)
             tasks.cancelAll()
         }
+    }
+}
+
+/// A raw HTTP/1.1 client for the one thing AsyncHTTPClient never does: send `Expect: 100-continue` and wait for the
+/// interim answer before sending the body.
+enum RawExpectContinue {
+    struct Failure: Error { var step: String }
+
+    /// Sends the head, reads the interim response, sends the body, reads the final response head.
+    static func exchange(port: Int) throws -> (interim: String, final: String) {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw Failure(step: "socket") }
+        defer { close(fd) }
+        var timeout = timeval(tv_sec: 5, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_port = in_port_t(UInt16(port).bigEndian)
+        inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr)
+        let connected = withUnsafePointer(to: &addr) { p in
+            p.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard connected == 0 else { throw Failure(step: "connect") }
+        let body = #"{"requests":[{"custom_id":"a","params":{"model":"m","max_tokens":5,"messages":[]}}]}"#
+        let head = "POST /v1/messages/batches HTTP/1.1\r\nhost: 127.0.0.1\r\nx-api-key: k\r\ncontent-type: application/json\r\n"
+            + "content-length: \(body.utf8.count)\r\nexpect: 100-continue\r\n\r\n"
+        try send(fd, head)
+        let interim = try readHead(fd)
+        try send(fd, body)
+        return (interim, try readHead(fd))
+    }
+
+    static func send(_ fd: Int32, _ text: String) throws {
+        let bytes = Array(text.utf8)
+        guard bytes.withUnsafeBytes({ write(fd, $0.baseAddress, $0.count) }) == bytes.count else { throw Failure(step: "write") }
+    }
+
+    /// Reads byte by byte up to the blank line that ends a response head.
+    static func readHead(_ fd: Int32) throws -> String {
+        var out: [UInt8] = []
+        var byte: UInt8 = 0
+        while !out.suffix(4).elementsEqual([13, 10, 13, 10]) {
+            guard read(fd, &byte, 1) == 1 else { throw Failure(step: "read after \(out.count) bytes") }
+            out.append(byte)
+        }
+        return String(decoding: out, as: UTF8.self)
     }
 }

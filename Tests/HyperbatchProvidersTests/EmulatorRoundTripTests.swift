@@ -6,7 +6,7 @@ import Logging
 import Testing
 @testable import HyperbatchProviders
 
-/// The provider clients against the in-process emulator over real HTTP on loopback (AsyncHTTPClient ↔ socket server).
+/// The provider clients against the in-process emulator over real HTTP on loopback (AsyncHTTPClient ↔ the Hummingbird front end).
 /// Only the emulator is fake; every byte goes through the clients' real encoding, upload, polling and result parsing.
 @Suite struct EmulatorRoundTripTests {
     static let logger = Logger(label: "test.providers.emulator")
