@@ -59,6 +59,10 @@ public struct Dispatcher<P: BatchProvider>: Sendable {
                     logger.debug("in-flight request budget reached", metadata: ["key": "\(key)"])
                     continue
                 }
+                if let maxTokens = budget.maxTokens, inFlight[key, default: 0] > 0, inFlightTokens[key, default: 0] >= maxTokens {
+                    logger.debug("in-flight token budget reached", metadata: ["key": "\(key)"])
+                    continue
+                }
                 var candidates = try await store.pendingCandidates(job: jobID, key: key, limit: min(room, configuration.candidatesPerPass))
                 var tokens: [Int64: Int] = [:]
                 if let maxTokens = budget.maxTokens {
@@ -140,7 +144,7 @@ public struct Dispatcher<P: BatchProvider>: Sendable {
         var found = 0
         var prefix = 0, prefixSum = 0
         while found < candidates.count {
-            let page = try await store.requests(job: job, afterID: after, limit: configuration.uploadPageSize)
+            let page = try await store.requests(job: job, afterID: after, limit: min(configuration.uploadPageSize, max(64, candidates.count)))
             guard let last = page.last else { break }
             after = last.id
             for r in page {
