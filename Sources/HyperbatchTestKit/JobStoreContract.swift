@@ -254,6 +254,18 @@ public enum JobStoreContract {
             let live = try await store.liveBatches(job: job)
             try check(live.isEmpty, "abandoned batches are not live")
         }),
+        ("abandonUnsentBatchOfCancelledJobCancels", { store in
+            let job = try await seeded(store, ["u", "v", "w"], maxAttempts: 3)
+            let ids = try await store.pendingCandidates(job: job, key: chat, limit: 2).map(\.id)
+            let batch = try await store.claimBatch(BatchClaim(jobID: job, key: chat, requestIDs: ids), at: t0)!
+            let live = try await store.cancelJob(job, at: t0)
+            try check(live.map(\.id) == [batch.id], "the unsent batch is returned to settle")
+            try await store.abandonBatch(batch.id, error: .jobCanceled, at: t0)
+            let counts = try await store.requestCounts(job: job)
+            try check(counts[.canceled] == 3 && counts.total == 3, "unsent and pending requests end canceled, not failed: \(counts)")
+            let events = try await store.outcomes(after: 0, job: job, limit: 10)
+            try check(events.count == 3 && events.allSatisfy { $0.state == .canceled }, "one canceled outcome each: \(events.map(\.state))")
+        }),
         ("outcomesAndCheckpoints", { store in
             let job = try await seeded(store, ["a", "b", "c"], maxAttempts: 1)
             let batch = try await submitAll(store, job, pid: "bo")

@@ -14,8 +14,7 @@ import Testing
           .timeLimit(.minutes(1)))
     func anthropicWithFaults() async throws {
         var configuration = H.emulatorConfiguration()
-        // A 40-request batch expires after 2 s: time to cancel one first even when the cancel call meets a 429 (retry-after 1 s).
-        configuration.requestsPerSecond = 10
+        configuration.requestsPerSecond = 10  // a 40-request batch expires after 2 s: time to cancel one first, even on a loaded machine
         var faults = EmulatorFaults()
         faults.requestErrorRate = 0.1
         faults.http429Rate = 0.1
@@ -90,6 +89,41 @@ import Testing
             #expect(Set(ids).count == ids.count)
             #expect(Set(ids) == Set(stats.batches.map(\.id)))
             #expect(try await store.job(job)?.state == .finished)
+        }
+    }
+
+    @Test("Anthropic resume among equal-size batches: a lost create is found again, never confused with a recorded one",
+          .timeLimit(.minutes(1)), arguments: [PipelinePhase.claimed, .created, .submitted, .polled])
+    func anthropicResume(_ stopPhase: PipelinePhase) async throws {
+        try await Emulator.withEmulator(configuration: H.emulatorConfiguration()) { endpoint in
+            let path = H.tempStorePath()
+            let job = JobID("anthropic-resume-\(stopPhase.rawValue)")
+            let provider = H.anthropicProvider(endpoint, maxRequests: 20)  // 2 models × 80 → 8 batches of 20
+            do {
+                let store = try SQLiteJobStore(path: path)
+                try await H.makeAnthropicJob(store: store, job: job, count: 160)
+                let seen = SharedCounter()
+                let runner = H.runner(store: store, provider: provider, onPhase: { phase, _ in
+                    // The third time: two batches of the same size are already recorded.
+                    if phase == stopPhase, seen.increment() == 3 { throw PipelineStop(phase: phase) }
+                }) { $0.maxConcurrentBatches = 4 }
+                await #expect(throws: PipelineStop.self) { try await runner.runUntilDone(job: job) }
+            }
+            let store = try SQLiteJobStore(path: path)
+            try await H.makeAnthropicJob(store: store, job: job, count: 160)
+            let counts = try await H.runner(store: store, provider: provider) { $0.maxConcurrentBatches = 4 }.runUntilDone(job: job)
+            #expect(counts[.succeeded] == 160)
+            let requests = try await H.allRequests(store: store, job: job)
+            #expect(requests.values.allSatisfy { $0.state == .succeeded && $0.attempts == 1 }, "a request was resent")
+            for (customID, r) in requests {
+                #expect(String(decoding: r.response ?? [], as: UTF8.self).contains("echo \(customID) "))
+            }
+            let stats = endpoint.stats()
+            #expect(stats.duplicateSubmissions == 0)
+            #expect(stats.batches.count == 8)
+            let ids = try await store.batches(job: job).compactMap(\.providerBatchID)
+            #expect(ids.count == 8)
+            #expect(Set(ids) == Set(stats.batches.map(\.id)))
         }
     }
 }

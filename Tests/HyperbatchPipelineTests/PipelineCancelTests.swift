@@ -13,7 +13,7 @@ import Testing
           arguments: [PipelinePhase.claimed, .uploaded, .created])
     func cancelUnsentBatch(_ stopPhase: PipelinePhase) async throws {
         var configuration = H.emulatorConfiguration()
-        configuration.requestsPerSecond = 20  // slow enough that a found batch is still running when cancelled
+        configuration.requestsPerSecond = 2  // slow enough that a found batch is still running when cancelled (the job cancels every live batch)
         try await Emulator.withEmulator(configuration: configuration) { endpoint in
             let path = H.tempStorePath()
             let job = JobID("cancel-\(stopPhase.rawValue)")

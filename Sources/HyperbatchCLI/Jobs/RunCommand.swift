@@ -27,6 +27,8 @@ struct RunCommand: AsyncParsableCommand {
     @Option(help: "Seconds before the first poll of a batch; later polls back off up to 5 min (default 5; 0.2 with the emulator).")
     var pollInitial: Double?
     @Option(help: "Most requests per provider batch (default: the provider's limit).") var maxBatchRequests: Int?
+    @Option(help: "Most provider batches uploaded/created, polled or reconciled at once (Anthropic creates stay one at a time).")
+    var concurrentBatches: Int = 4
 
     func run() async throws {
         guard let choice = ProviderChoice(rawValue: provider) else {
@@ -58,6 +60,7 @@ struct RunCommand: AsyncParsableCommand {
         var pipeline = PipelineConfiguration()
         pipeline.poll = PollSchedule(initial: .milliseconds(Int64(pollInitial * 1000)), errorDelay: .milliseconds(Int64(pollInitial * 1000)))
         pipeline.idleDelay = min(.seconds(1), pipeline.poll.initial)
+        pipeline.maxConcurrentBatches = max(1, concurrentBatches)
         let counts = try await JobCLI.withProvider(choice, kind: kind, baseURL: baseURL, maxBatchRequests: maxBatchRequests, logger: logger) { provider in
             try await JobCLI.withRunner(store: store, provider: provider, configuration: pipeline, logger: logger) { runner in
                 try await runner.runUntilDone(jobID) { progress.update($0) }

@@ -10,7 +10,9 @@ import Logging
 /// `uploading` for ``Recovery`` to look up by tag before sending anything again.
 ///
 /// Claims are made one after another; up to ``PipelineConfiguration/maxConcurrentBatches`` claimed batches are sent
-/// at once, each in its own write-ahead order. Each compatibility key stays within its ``InFlightBudget`` of
+/// at once, each in its own write-ahead order. Batches of a provider that cannot store our tag (Anthropic, found
+/// again by creation time and request count) are sent one at a time, so a create whose answer was lost is
+/// unambiguous for ``Recovery``. Each compatibility key stays within its ``InFlightBudget`` of
 /// requests and estimated tokens in flight (``RequestTokenEstimate``; the tokens of live batches are read from the
 /// store once per batch and remembered).
 public struct Dispatcher<P: BatchProvider>: Sendable {
@@ -30,6 +32,10 @@ public struct Dispatcher<P: BatchProvider>: Sendable {
         self.now = now
     }
 
+    /// How many batches are sent at once: ``PipelineConfiguration/maxConcurrentBatches`` when the provider keeps our
+    /// idempotency tag (OpenAI metadata), else 1.
+    var sendWidth: Int { provider.kind == .openai ? max(1, configuration.maxConcurrentBatches) : 1 }
+
     /// Whether any budget limits tokens (only then are bodies read to estimate them).
     var limitsTokens: Bool {
         configuration.inFlightBudget.maxTokens != nil || configuration.inFlightBudgetByModel.values.contains { $0.maxTokens != nil }
@@ -42,7 +48,7 @@ public struct Dispatcher<P: BatchProvider>: Sendable {
         var claimed = 0
         var inFlight = try await store.inFlightByKey()
         var inFlightTokens = limitsTokens ? try await tokensInFlight() : [:]
-        let width = max(1, configuration.maxConcurrentBatches)
+        let width = sendWidth
         try await withThrowingTaskGroup(of: Void.self) { group in
             var sending = 0
             for (jobID, key) in try await store.pendingKeys() where job == nil || jobID == job {
@@ -51,6 +57,10 @@ public struct Dispatcher<P: BatchProvider>: Sendable {
                 let room = budget.maxRequests - inFlight[key, default: 0]
                 guard room > 0 else {
                     logger.debug("in-flight request budget reached", metadata: ["key": "\(key)"])
+                    continue
+                }
+                if let maxTokens = budget.maxTokens, inFlight[key, default: 0] > 0, inFlightTokens[key, default: 0] >= maxTokens {
+                    logger.debug("in-flight token budget reached", metadata: ["key": "\(key)"])
                     continue
                 }
                 var candidates = try await store.pendingCandidates(job: jobID, key: key, limit: min(room, configuration.candidatesPerPass))
@@ -134,7 +144,7 @@ public struct Dispatcher<P: BatchProvider>: Sendable {
         var found = 0
         var prefix = 0, prefixSum = 0
         while found < candidates.count {
-            let page = try await store.requests(job: job, afterID: after, limit: configuration.uploadPageSize)
+            let page = try await store.requests(job: job, afterID: after, limit: min(configuration.uploadPageSize, max(64, candidates.count)))
             guard let last = page.last else { break }
             after = last.id
             for r in page {

@@ -56,10 +56,19 @@ public struct Recovery<P: BatchProvider>: Sendable {
     }
 
     /// Looks the batch up by tag: `.some(status or nil)` when the lookup answered, nil when it failed (retry later).
+    ///
+    /// A provider without tags (Anthropic: found by creation time and request count) may answer with a batch this
+    /// store already recorded for another of its batches; then the oldest matching batch not recorded anywhere in
+    /// the store is taken instead (the dispatcher sends such batches one at a time, so that one is ours).
     private func lookUp(_ batch: ProviderBatchRecord) async throws -> ProviderBatchStatus?? {
         let since = batch.createdAt.addingTimeInterval(-dispatcher.configuration.lookupSkew)
         do {
-            return .some(try await dispatcher.provider.findBatch(batch.spec, createdAfter: since))
+            guard let found = try await dispatcher.provider.findBatch(batch.spec, createdAfter: since) else { return .some(nil) }
+            let recorded = try await recordedProviderIDs()
+            if !recorded.contains(found.id) { return .some(found) }
+            return .some(try await oldestUnrecorded(batch.spec, since: since, excluding: recorded))
+        } catch let error as PipelineStop {
+            throw error
         } catch is CancellationError {
             throw CancellationError()
         } catch {
@@ -68,26 +77,40 @@ public struct Recovery<P: BatchProvider>: Sendable {
         }
     }
 
+    /// Every provider batch id recorded in the store, across jobs.
+    private func recordedProviderIDs() async throws -> Set<String> {
+        var ids = Set<String>()
+        for job in try await dispatcher.store.listJobs() {
+            for b in try await dispatcher.store.batches(job: job.id) { if let id = b.providerBatchID { ids.insert(id) } }
+        }
+        return ids
+    }
+
+    /// The oldest provider batch created since `since` with the spec's request count (and tag, when the provider
+    /// keeps one) that is not in `excluding`.
+    private func oldestUnrecorded(_ spec: ProviderBatchSpec, since: Date, excluding: Set<String>) async throws -> ProviderBatchStatus? {
+        var oldest: ProviderBatchStatus?
+        var cursor: String?
+        pages: repeat {
+            let page = try await dispatcher.provider.listBatches(after: cursor, limit: 100)
+            for b in page.batches {
+                if b.createdAt < since { break pages }
+                guard b.counts.total == spec.requestCount, !excluding.contains(b.id) else { continue }
+                if let tag = b.idempotencyTag, tag != spec.idempotencyTag { continue }
+                oldest = b
+            }
+            cursor = page.nextCursor
+        } while cursor != nil
+        return oldest
+    }
+
     /// Resumes one batch: look up by tag when the create may have happened, else send.
     public func resume(_ batch: ProviderBatchRecord) async throws {
-        let store = dispatcher.store
-        let logger = dispatcher.logger
         if batch.state == .uploading {
-            let since = batch.createdAt.addingTimeInterval(-dispatcher.configuration.lookupSkew)
-            let found: ProviderBatchStatus?
-            do {
-                found = try await dispatcher.provider.findBatch(batch.spec, createdAfter: since)
-            } catch let error as PipelineStop {
-                throw error
-            } catch is CancellationError {
-                throw CancellationError()
-            } catch {
-                logger.warning("lookup by tag failed; will retry", metadata: ["batch": "\(batch.id)", "error": "\(error)"])
-                return
-            }
-            if let found {
-                logger.info("found batch created before a restart", metadata: ["batch": "\(batch.id)", "provider_batch": "\(found.id)"])
-                try await store.recordSubmitted(batch: batch.id, providerBatchID: found.id, at: dispatcher.now())
+            guard let lookup = try await lookUp(batch) else { return }
+            if let found = lookup {
+                dispatcher.logger.info("found batch created before a restart", metadata: ["batch": "\(batch.id)", "provider_batch": "\(found.id)"])
+                try await dispatcher.store.recordSubmitted(batch: batch.id, providerBatchID: found.id, at: dispatcher.now())
                 try await dispatcher.configuration.onPhase?(.submitted, batch.id)
                 return
             }
