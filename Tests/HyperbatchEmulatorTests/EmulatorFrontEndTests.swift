@@ -126,8 +126,11 @@ import Testing
     @Test(.timeLimit(.minutes(1))) func expectContinueGetsAnInterim100BeforeTheBodyIsSent() async throws {
         try await Emulator.withEmulator(configuration: Self.fast()) { endpoint in
             let port = endpoint.port
-            // Blocking socket I/O (with a 5 s receive timeout) off the cooperative pool.
-            let (interim, final) = try await Task.detached { try RawExpectContinue.exchange(port: port) }.value
+            // Blocking socket I/O (with a 5 s receive timeout) on a thread of its own: a detached task would block one
+            // of the cooperative pool's threads (two on this machine), which the emulator's handlers need to answer.
+            let (interim, final) = try await withCheckedThrowingContinuation { continuation in
+                Thread { continuation.resume(with: Result { try RawExpectContinue.exchange(port: port) }) }.start()
+            }
             #expect(interim.hasPrefix("HTTP/1.1 100 Continue"))
             #expect(final.hasPrefix("HTTP/1.1 200"))
             #expect(endpoint.stats().batches.count == 1)
