@@ -352,7 +352,8 @@ where C.Duration == Duration {
         let started = clock.now
         let results: [Result<Output, any Error>]
         if let executor {
-            results = await executor.execute(key: batch.key, inputs: batch.inputs, deadlines: batch.deadlines)
+            results = await executor.execute(
+                key: batch.key, inputs: batch.inputs, deadlines: batch.deadlines, slots: splitSlots(batch.key))
         } else { do {
             let output = try await handler(batch.key, batch.inputs)
             if output.count == batch.inputs.count {
@@ -401,6 +402,20 @@ where C.Duration == Duration {
             latencies: batch.enqueuedAt.map { $0.duration(to: now) }, pending: pending, batchSizeLimit: limit,
             predictedLatency: predicted)
         return next
+    }
+
+    /// The key's idle slots, lent to the split calls of a running batch so they stay within the concurrency limits.
+    @inlinable func splitSlots(_ key: Key) -> BatchExecutor<Key, Input, Output, C>.SplitSlots {
+        .init(
+            lend: { wanted in self.state.withLock { $0.machine.lendSlots(key: key, wanted: wanted) } },
+            giveBack: {
+                let now = self.clock.now
+                self.state.withLock { state in
+                    var effects = Self.collect(state.machine.returnSlot(key: key, now: now), into: &state)
+                    effects.wakeIfFinished(&state)
+                    return effects
+                }.perform()
+            })
     }
 
     /// Feeds a finished batch to its key's AIMD controller and latency fit and hands the results to the machine.

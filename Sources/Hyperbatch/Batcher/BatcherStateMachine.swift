@@ -114,6 +114,8 @@ import DequeModule
         @usableFromInline var running: [RunningBatch] = []
         /// Eager slots reserved and not claimed yet (they count as running for the concurrency limits).
         @usableFromInline var claims = 0
+        /// Idle slots lent to the split calls (bisection halves) of a running batch.
+        @usableFromInline var lent = 0
         @usableFromInline var armedTimer: Instant?
         @usableFromInline var earliestDeadline: Instant?
         @usableFromInline var draining: FlushReason?
@@ -125,10 +127,10 @@ import DequeModule
             self.predictedLatency = predictedLatency
         }
 
-        @inlinable var isIdle: Bool { pending.isEmpty && blocked.isEmpty && running.isEmpty && claims == 0 }
+        @inlinable var isIdle: Bool { pending.isEmpty && blocked.isEmpty && running.isEmpty && claims == 0 && lent == 0 }
 
-        /// Handler slots in use: running batches and reserved eager slots.
-        @inlinable var busySlots: Int { running.count + claims }
+        /// Handler slots in use: running batches, reserved eager slots and slots lent to split calls.
+        @inlinable var busySlots: Int { running.count + claims + lent }
     }
 
     @usableFromInline enum Lifecycle { case running, draining, stopped }
@@ -214,6 +216,35 @@ import DequeModule
         store(queue, for: key)
         if batch == nil { rescheduleGlobalWaiters(now: now, into: &actions) }
         return (batch, actions)
+    }
+
+    /// A running batch of `key` splits (bisection) and asks for up to `wanted` idle slots of its key for the extra
+    /// calls, so split calls stay within `maxConcurrentBatches` and `maxTotalConcurrentBatches`. Returns how many were
+    /// lent (possibly 0: the parts then run one after another on the batch's own slot); each must come back through
+    /// `returnSlot`.
+    @inlinable mutating func lendSlots(key: Key, wanted: Int) -> Int {
+        guard wanted > 0, var queue = queues.removeValue(forKey: key) else { return 0 }
+        let free = min(
+            configuration.maxConcurrentBatches - queue.busySlots, configuration.maxTotalConcurrentBatches - totalRunning)
+        let lent = max(0, min(wanted, free))
+        queue.lent += lent
+        totalRunning += lent
+        store(queue, for: key)
+        return lent
+    }
+
+    /// A slot lent by `lendSlots` is free again.
+    @inlinable mutating func returnSlot(key: Key, now: Instant) -> Actions {
+        var actions = Actions()
+        guard var queue = queues.removeValue(forKey: key), queue.lent > 0 else {
+            preconditionFailure("returnSlot without a lent slot")
+        }
+        queue.lent -= 1
+        totalRunning -= 1
+        schedule(&queue, key: key, now: now, into: &actions)
+        store(queue, for: key)
+        rescheduleGlobalWaiters(now: now, into: &actions)
+        return actions
     }
 
     /// A dispatched batch finished. Returns its waiters by input position (`nil` where the caller cancelled).
@@ -340,12 +371,20 @@ import DequeModule
     @inlinable func runningCount(key: Key) -> Int { queues[key]?.busySlots ?? 0 }
 
     /// The current batch size limit of `key`.
-    @inlinable func batchSizeLimit(key: Key) -> Int { queues[key]?.batchSizeLimit ?? configuration.maxBatchSize }
+    @inlinable func batchSizeLimit(key: Key) -> Int { queues[key]?.batchSizeLimit ?? initialBatchSizeLimit }
 
     // MARK: - Internals
 
+    /// A key's queue; with `adaptiveBatchSize` its first batch already uses the AIMD controller's starting limit.
     @inlinable func newQueue() -> KeyQueue {
-        KeyQueue(batchSizeLimit: configuration.maxBatchSize, predictedLatency: configuration.defaultPredictedLatency)
+        KeyQueue(batchSizeLimit: initialBatchSizeLimit, predictedLatency: configuration.defaultPredictedLatency)
+    }
+
+    /// The batch-size limit of a key that has not finished a batch yet.
+    @inlinable var initialBatchSizeLimit: Int {
+        guard let adaptive = configuration.adaptiveBatchSize else { return configuration.maxBatchSize }
+        return min(AdaptiveBatchSize(configuration: adaptive, upperBound: configuration.maxBatchSize).limit,
+                   configuration.maxBatchSize)
     }
 
     @inlinable mutating func store(_ queue: KeyQueue, for key: Key) {
