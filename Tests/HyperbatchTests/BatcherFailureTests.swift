@@ -25,6 +25,39 @@ import Testing
         #expect(sink.deadLetters.map(\.input) == ["42"])
     }
 
+    /// Split calls borrow the key's idle slots: however wide the fanout, the key never has more handler calls in
+    /// flight than `maxConcurrentBatches`.
+    @Test(arguments: [1, 2, 3])
+    func splitCallsStayWithinTheKeysConcurrencyLimit(limit: Int) async throws {
+        struct Gauge { var now = 0, peak = 0, calls = 0 }
+        let gauge = Mutex(Gauge())
+        var policy = FailurePolicy()
+        policy.bisectionFanout = 4
+        var configuration = BatchConfiguration(maxBatchSize: 32, maxWait: .seconds(3600), flushPolicy: .eager)
+        configuration.maxConcurrentBatches = limit
+        let poison: Set<Int> = [3, 40, 77, 90]
+        let results = try await TestBatcher.withBatcher(
+            configuration: configuration, clock: ManualClock(), failurePolicy: policy,
+            handler: { _, inputs in
+                gauge.withLock { g in
+                    g.now += 1
+                    g.calls += 1
+                    g.peak = max(g.peak, g.now)
+                }
+                for _ in 0..<20 { await Task.yield() }  // let every other runnable call start meanwhile
+                gauge.withLock { $0.now -= 1 }
+                if let bad = inputs.first(where: { poison.contains($0) }) { throw PoisonError(item: bad) }
+                return inputs.map { .success($0 * 10) }
+            }
+        ) { batcher in
+            await batcher.submit(contentsOf: Array(0..<128), key: "k")
+        }
+        for (i, result) in results.enumerated() { #expect(result.isSuccess == !poison.contains(i), "item \(i)") }
+        let g = gauge.withLock { $0 }
+        #expect(g.peak <= limit, "\(g.peak) handler calls ran at once; the key allows \(limit)")
+        #expect(g.calls > 4, "the poison batches were split")
+    }
+
     @Test func withoutAPolicyAThrowFailsTheWholeBatch() async throws {
         let log = CallLog()
         let results = try await TestBatcher.withBatcher(

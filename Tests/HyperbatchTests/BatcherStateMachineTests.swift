@@ -141,6 +141,48 @@ import Testing
         #expect(late?.inputs == [10, 11, 12, 13])
     }
 
+    @Test func adaptiveLimitAppliesToTheKeysFirstBatch() {
+        var c = Self.config(size: 256, wait: .seconds(1))
+        c.adaptiveBatchSize = AdaptiveBatchSizeConfiguration(maxBatchSize: 64, initialBatchSize: 2)
+        var h = Harness(c)
+        #expect(h.machine.batchSizeLimit(key: "k") == 2)
+        _ = h.submit(1, at: Self.t(0))
+        let (_, a) = h.submit(2, at: Self.t(0))
+        #expect(a.dispatch.map(\.inputs) == [[1, 2]], "the first batch is cut at the controller's limit, not at 256")
+        #expect(a.dispatch.first?.reason == .size)
+
+        var d = Self.config(size: 256, wait: .seconds(1))
+        d.adaptiveBatchSize = AdaptiveBatchSizeConfiguration(maxBatchSize: 3)
+        var g = Harness(d)
+        for i in 1...2 { #expect(g.submit(i, at: Self.t(0)).1.dispatch.isEmpty) }
+        #expect(g.submit(3, at: Self.t(0)).1.dispatch.map(\.inputs) == [[1, 2, 3]], "the controller's upper bound holds from the start")
+    }
+
+    @Test func splitCallsBorrowOnlyIdleSlots() {
+        var c = Self.config(size: 2, concurrent: 3)
+        c.maxTotalConcurrentBatches = 10
+        var h = Harness(c)
+        let (_, a) = h.submit(1, at: Self.t(0))
+        let (_, b) = h.submit(2, at: Self.t(0))
+        #expect(a.dispatch.isEmpty && b.dispatch.count == 1)
+        #expect(h.machine.lendSlots(key: "k", wanted: 3) == 2, "3 slots, 1 running: 2 idle")
+        #expect(h.machine.lendSlots(key: "k", wanted: 1) == 0, "none left")
+        #expect(h.machine.runningCount(key: "k") == 3)
+        // A full batch waits while its slots are lent, and goes when one comes back.
+        _ = h.submit(3, at: Self.t(0))
+        #expect(h.submit(4, at: Self.t(0)).1.dispatch.isEmpty)
+        let back = h.machine.returnSlot(key: "k", now: Self.t(1))
+        #expect(back.dispatch.map(\.inputs) == [[3, 4]])
+        _ = h.machine.returnSlot(key: "k", now: Self.t(1))
+        #expect(h.machine.runningCount(key: "k") == 2)
+        // The overall limit bounds lending too.
+        var d = Self.config(size: 1, concurrent: 4)
+        d.maxTotalConcurrentBatches = 2
+        var g = Harness(d)
+        _ = g.submit(1, at: Self.t(0))
+        #expect(g.machine.lendSlots(key: "k", wanted: 3) == 1)
+    }
+
     @Test func claimAfterEveryItemWasCancelledReleasesTheSlot() {
         var h = Harness(Self.config(size: 4, policy: .eager, concurrent: 1))
         let (_, a1) = h.submit(1, at: Self.t(0))

@@ -22,7 +22,8 @@ import Testing
         try await withMetricsFactory(metrics) {
             try await ClockedBatcher<EmbedKey, Int, Int, ManualClock>.withBatcher(
                 configuration: configuration, clock: ManualClock(),
-                failurePolicy: FailurePolicy(retry: RetryPolicy(maxAttempts: 2, random: { 0 }), deadLetters: sink),
+                failurePolicy: FailurePolicy(
+                    retry: RetryPolicy(maxAttempts: 2, random: { 0 }), bisectionFanout: 2, deadLetters: sink),
                 handler: { key, inputs in
                     log.record(inputs)
                     if inputs.contains(-1), retried.count == 0 {

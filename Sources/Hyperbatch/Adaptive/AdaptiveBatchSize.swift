@@ -4,6 +4,8 @@ public struct AdaptiveBatchSizeConfiguration: Sendable, Hashable {
     public var minBatchSize: Int = 1
     /// Largest batch-size limit; nil for the batcher's `maxBatchSize`.
     public var maxBatchSize: Int? = nil
+    /// The limit of a key's first batch (clamped to the bounds); nil to start at the largest.
+    public var initialBatchSize: Int? = nil
     /// Added to the limit after each healthy full batch.
     public var increase: Int = 8
     /// The limit is multiplied by this on a breach (0.5 halves it).
@@ -18,11 +20,12 @@ public struct AdaptiveBatchSizeConfiguration: Sendable, Hashable {
 
     /// Creates a configuration, setting the common properties.
     public init(
-        minBatchSize: Int = 1, maxBatchSize: Int? = nil, increase: Int = 8, maxErrorRate: Double = 0.1,
-        maxLatency: Duration = .seconds(1)
+        minBatchSize: Int = 1, maxBatchSize: Int? = nil, initialBatchSize: Int? = nil, increase: Int = 8,
+        maxErrorRate: Double = 0.1, maxLatency: Duration = .seconds(1)
     ) {
         self.minBatchSize = minBatchSize
         self.maxBatchSize = maxBatchSize
+        self.initialBatchSize = initialBatchSize
         self.increase = increase
         self.maxErrorRate = maxErrorRate
         self.maxLatency = maxLatency
@@ -49,7 +52,7 @@ public struct AdaptiveBatchSize: Sendable, Hashable {
         let lower = min(max(1, configuration.minBatchSize), upper)
         self.upper = upper
         self.lower = lower
-        self.limit = upper
+        self.limit = min(upper, max(lower, configuration.initialBatchSize ?? upper))
     }
 
     /// Records one batch and returns the new limit.

@@ -298,14 +298,23 @@ where C.Duration == Duration {
 
     /// A long-lived worker: runs batches one after another. Under load it takes its next batch in the same lock as
     /// the end of the last one, so a busy key costs no task switch per batch.
+    ///
+    /// Under load (its last batch had at least 4 items) a worker yields once before cutting an eager batch, so the
+    /// callers it just resumed can submit again and join it: batches grow to the number of callers instead of staying
+    /// at a few items. A lone caller's batches stay at 1 item and pay no yield.
     @inlinable func workerLoop() async {
         var next: Ready? = nil
+        var lastSize = 0
         while true {
             if next == nil { next = await nextBatch() }
             switch next {
             case nil: return
-            case .batch(let batch): next = await execute(batch)
-            case .claim(let key): next = claim(key)
+            case .batch(let batch):
+                lastSize = batch.inputs.count
+                next = await execute(batch)
+            case .claim(let key):
+                if lastSize >= 4 { await Task.yield() }
+                next = claim(key)
             }
         }
     }
@@ -352,7 +361,8 @@ where C.Duration == Duration {
         let started = clock.now
         let results: [Result<Output, any Error>]
         if let executor {
-            results = await executor.execute(key: batch.key, inputs: batch.inputs, deadlines: batch.deadlines)
+            results = await executor.execute(
+                key: batch.key, inputs: batch.inputs, deadlines: batch.deadlines, slots: splitSlots(batch.key))
         } else { do {
             let output = try await handler(batch.key, batch.inputs)
             if output.count == batch.inputs.count {
@@ -393,14 +403,29 @@ where C.Duration == Duration {
             effects.wakeIfFinished(&state)
             return (waiters, next, effects)
         }
-        for (waiter, result) in zip(waiters, results) { waiter?.resume(with: result) }
         effects.perform()
         metrics.batchFinished(
             label: batch.key.metricsLabel, reason: batch.reason, size: batch.inputs.count, weight: batch.weight,
-            failed: failed, queueTimes: batch.enqueuedAt.map { $0.duration(to: started) }, handlerDuration: handlerDuration,
-            latencies: batch.enqueuedAt.map { $0.duration(to: now) }, pending: pending, batchSizeLimit: limit,
-            predictedLatency: predicted)
+            failed: failed, enqueuedAt: batch.enqueuedAt, started: started, finished: now, pending: pending,
+            batchSizeLimit: limit, predictedLatency: predicted)
+        // Callers last: a worker that goes idle right after resuming them leaves its thread to them (no cross-thread
+        // wake-up for a lone caller).
+        for (waiter, result) in zip(waiters, results) { waiter?.resume(with: result) }
         return next
+    }
+
+    /// The key's idle slots, lent to the split calls of a running batch so they stay within the concurrency limits.
+    @inlinable func splitSlots(_ key: Key) -> BatchExecutor<Key, Input, Output, C>.SplitSlots {
+        .init(
+            lend: { wanted in self.state.withLock { $0.machine.lendSlots(key: key, wanted: wanted) } },
+            giveBack: {
+                let now = self.clock.now
+                self.state.withLock { state in
+                    var effects = Self.collect(state.machine.returnSlot(key: key, now: now), into: &state)
+                    effects.wakeIfFinished(&state)
+                    return effects
+                }.perform()
+            })
     }
 
     /// Feeds a finished batch to its key's AIMD controller and latency fit and hands the results to the machine.

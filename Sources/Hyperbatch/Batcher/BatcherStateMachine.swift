@@ -114,6 +114,8 @@ import DequeModule
         @usableFromInline var running: [RunningBatch] = []
         /// Eager slots reserved and not claimed yet (they count as running for the concurrency limits).
         @usableFromInline var claims = 0
+        /// Idle slots lent to the split calls (bisection halves) of a running batch.
+        @usableFromInline var lent = 0
         @usableFromInline var armedTimer: Instant?
         @usableFromInline var earliestDeadline: Instant?
         @usableFromInline var draining: FlushReason?
@@ -125,16 +127,20 @@ import DequeModule
             self.predictedLatency = predictedLatency
         }
 
-        @inlinable var isIdle: Bool { pending.isEmpty && blocked.isEmpty && running.isEmpty && claims == 0 }
+        @inlinable var isIdle: Bool { pending.isEmpty && blocked.isEmpty && running.isEmpty && claims == 0 && lent == 0 }
 
-        /// Handler slots in use: running batches and reserved eager slots.
-        @inlinable var busySlots: Int { running.count + claims }
+        /// Handler slots in use: running batches, reserved eager slots and slots lent to split calls.
+        @inlinable var busySlots: Int { running.count + claims + lent }
     }
 
     @usableFromInline enum Lifecycle { case running, draining, stopped }
 
     @usableFromInline let configuration: BatchConfiguration
+    /// Queues of every key but the hot one.
     @usableFromInline var queues: [Key: KeyQueue] = [:]
+    /// The key touched last and its queue, kept out of the dictionary: a busy key costs no hashing per event.
+    @usableFromInline var hotKey: Key? = nil
+    @usableFromInline var hotQueue: KeyQueue? = nil
     @usableFromInline var totalPending = 0
     @usableFromInline var totalPendingWeight = 0
     @usableFromInline var totalRunning = 0
@@ -169,7 +175,7 @@ import DequeModule
         if let deadline = item.deadline, deadline <= now {
             return (.rejected(BatcherError(.deadlineExceeded, "the item's deadline had passed when it was submitted")), actions)
         }
-        var queue = queues.removeValue(forKey: key) ?? newQueue()
+        var queue = takeQueue(key) ?? newQueue()
         defer { store(queue, for: key) }
 
         if !queue.blocked.isEmpty || !hasRoom(queue, weight: item.weight) {
@@ -188,7 +194,7 @@ import DequeModule
     /// A timer armed by an earlier action fired.
     @inlinable mutating func timerFired(key: Key, at instant: Instant, now: Instant) -> Actions {
         var actions = Actions()
-        guard var queue = queues.removeValue(forKey: key) else { return actions }
+        guard var queue = takeQueue(key) else { return actions }
         if queue.armedTimer == instant { queue.armedTimer = nil }
         schedule(&queue, key: key, now: now, into: &actions)
         store(queue, for: key)
@@ -200,7 +206,7 @@ import DequeModule
     /// batch meanwhile).
     @inlinable mutating func claim(key: Key, now: Instant) -> (Batch?, Actions) {
         var actions = Actions()
-        guard var queue = queues.removeValue(forKey: key), queue.claims > 0 else {
+        guard var queue = takeQueue(key), queue.claims > 0 else {
             preconditionFailure("claim without a reserved slot")
         }
         queue.claims -= 1
@@ -216,10 +222,39 @@ import DequeModule
         return (batch, actions)
     }
 
+    /// A running batch of `key` splits (bisection) and asks for up to `wanted` idle slots of its key for the extra
+    /// calls, so split calls stay within `maxConcurrentBatches` and `maxTotalConcurrentBatches`. Returns how many were
+    /// lent (possibly 0: the parts then run one after another on the batch's own slot); each must come back through
+    /// `returnSlot`.
+    @inlinable mutating func lendSlots(key: Key, wanted: Int) -> Int {
+        guard wanted > 0, var queue = takeQueue(key) else { return 0 }
+        let free = min(
+            configuration.maxConcurrentBatches - queue.busySlots, configuration.maxTotalConcurrentBatches - totalRunning)
+        let lent = max(0, min(wanted, free))
+        queue.lent += lent
+        totalRunning += lent
+        store(queue, for: key)
+        return lent
+    }
+
+    /// A slot lent by `lendSlots` is free again.
+    @inlinable mutating func returnSlot(key: Key, now: Instant) -> Actions {
+        var actions = Actions()
+        guard var queue = takeQueue(key), queue.lent > 0 else {
+            preconditionFailure("returnSlot without a lent slot")
+        }
+        queue.lent -= 1
+        totalRunning -= 1
+        schedule(&queue, key: key, now: now, into: &actions)
+        store(queue, for: key)
+        rescheduleGlobalWaiters(now: now, into: &actions)
+        return actions
+    }
+
     /// A dispatched batch finished. Returns its waiters by input position (`nil` where the caller cancelled).
     @inlinable mutating func batchFinished(key: Key, batchID: UInt64, now: Instant) -> ([Waiter?], Actions) {
         var actions = Actions()
-        guard var queue = queues.removeValue(forKey: key),
+        guard var queue = takeQueue(key),
             let index = queue.running.firstIndex(where: { $0.id == batchID })
         else {
             preconditionFailure("batchFinished for a batch that is not running")
@@ -236,7 +271,7 @@ import DequeModule
     /// A caller was cancelled. Returns its waiter if it was still held (pending, suspended or running).
     @inlinable mutating func cancel(key: Key, id: UInt64, now: Instant) -> (Waiter?, Actions) {
         var actions = Actions()
-        guard var queue = queues.removeValue(forKey: key) else { return (nil, actions) }
+        guard var queue = takeQueue(key) else { return (nil, actions) }
         defer { store(queue, for: key) }
         if let index = queue.pending.firstIndex(where: { $0.id == id }) {
             let item = queue.pending.remove(at: index)
@@ -265,9 +300,9 @@ import DequeModule
     /// Flush every pending item of `key` (or of every key when nil) as soon as handler slots allow.
     @inlinable mutating func flush(key: Key?, now: Instant) -> Actions {
         var actions = Actions()
-        let keys = key.map { [$0] } ?? Array(queues.keys)
+        let keys = key.map { [$0] } ?? allKeys
         for key in keys {
-            guard var queue = queues.removeValue(forKey: key) else { continue }
+            guard var queue = takeQueue(key) else { continue }
             if !queue.pending.isEmpty, queue.draining == nil { queue.draining = .manual }
             schedule(&queue, key: key, now: now, into: &actions)
             store(queue, for: key)
@@ -280,8 +315,8 @@ import DequeModule
         var actions = Actions()
         guard lifecycle == .running else { return actions }
         lifecycle = .draining
-        for key in Array(queues.keys) {
-            guard var queue = queues.removeValue(forKey: key) else { continue }
+        for key in allKeys {
+            guard var queue = takeQueue(key) else { continue }
             queue.draining = .shutdown
             schedule(&queue, key: key, now: now, into: &actions)
             store(queue, for: key)
@@ -293,8 +328,8 @@ import DequeModule
     @inlinable mutating func forceShutdown(error: any Error) -> Actions {
         var actions = Actions()
         lifecycle = .stopped
-        for key in Array(queues.keys) {
-            guard var queue = queues.removeValue(forKey: key) else { continue }
+        for key in allKeys {
+            guard var queue = takeQueue(key) else { continue }
             for item in queue.pending { actions.failed.append((item.waiter, error)) }
             for item in queue.blocked { actions.failed.append((item.waiter, error)) }
             totalPending -= queue.pending.count
@@ -313,7 +348,7 @@ import DequeModule
     /// Sets the batch size the key's adaptive controller recommends (clamped to `1...maxBatchSize`).
     @inlinable mutating func setBatchSizeLimit(key: Key, _ limit: Int, now: Instant) -> Actions {
         var actions = Actions()
-        var queue = queues.removeValue(forKey: key) ?? newQueue()
+        var queue = takeQueue(key) ?? newQueue()
         queue.batchSizeLimit = min(max(limit, 1), configuration.maxBatchSize)
         schedule(&queue, key: key, now: now, into: &actions)
         store(queue, for: key)
@@ -323,7 +358,7 @@ import DequeModule
     /// Sets the handler latency the key's deadline flush subtracts from caller deadlines.
     @inlinable mutating func setPredictedLatency(key: Key, _ latency: Duration, now: Instant) -> Actions {
         var actions = Actions()
-        var queue = queues.removeValue(forKey: key) ?? newQueue()
+        var queue = takeQueue(key) ?? newQueue()
         queue.predictedLatency = max(latency, .zero)
         schedule(&queue, key: key, now: now, into: &actions)
         store(queue, for: key)
@@ -331,26 +366,69 @@ import DequeModule
     }
 
     /// The number of pending items of `key` (for tests and metrics).
-    @inlinable func pendingCount(key: Key) -> Int { queues[key]?.pending.count ?? 0 }
+    @inlinable func pendingCount(key: Key) -> Int { peekQueue(key)?.pending.count ?? 0 }
 
     /// The number of suspended items of `key`.
-    @inlinable func suspendedCount(key: Key) -> Int { queues[key]?.blocked.count ?? 0 }
+    @inlinable func suspendedCount(key: Key) -> Int { peekQueue(key)?.blocked.count ?? 0 }
 
     /// The number of running batches of `key`, counting reserved eager slots.
-    @inlinable func runningCount(key: Key) -> Int { queues[key]?.busySlots ?? 0 }
+    @inlinable func runningCount(key: Key) -> Int { peekQueue(key)?.busySlots ?? 0 }
 
     /// The current batch size limit of `key`.
-    @inlinable func batchSizeLimit(key: Key) -> Int { queues[key]?.batchSizeLimit ?? configuration.maxBatchSize }
+    @inlinable func batchSizeLimit(key: Key) -> Int { peekQueue(key)?.batchSizeLimit ?? initialBatchSizeLimit }
 
     // MARK: - Internals
 
+    /// A key's queue; with `adaptiveBatchSize` its first batch already uses the AIMD controller's starting limit.
     @inlinable func newQueue() -> KeyQueue {
-        KeyQueue(batchSizeLimit: configuration.maxBatchSize, predictedLatency: configuration.defaultPredictedLatency)
+        KeyQueue(batchSizeLimit: initialBatchSizeLimit, predictedLatency: configuration.defaultPredictedLatency)
     }
 
+    /// The batch-size limit of a key that has not finished a batch yet.
+    @inlinable var initialBatchSizeLimit: Int {
+        guard let adaptive = configuration.adaptiveBatchSize else { return configuration.maxBatchSize }
+        return min(AdaptiveBatchSize(configuration: adaptive, upperBound: configuration.maxBatchSize).limit,
+                   configuration.maxBatchSize)
+    }
+
+    /// Takes the queue of `key` out of the machine (put it back with `store`), so it can be mutated alongside `self`.
+    @inlinable mutating func takeQueue(_ key: Key) -> KeyQueue? {
+        if let hot = hotKey, hot == key {
+            hotKey = nil
+            let queue = hotQueue
+            hotQueue = nil
+            return queue
+        }
+        return queues.removeValue(forKey: key)
+    }
+
+    /// The queue of `key`, read only.
+    @inlinable func peekQueue(_ key: Key) -> KeyQueue? {
+        if let hot = hotKey, hot == key { return hotQueue }
+        return queues[key]
+    }
+
+    /// Every key with a queue.
+    @inlinable var allKeys: [Key] {
+        var keys = Array(queues.keys)
+        if let hot = hotKey { keys.append(hot) }
+        return keys
+    }
+
+    /// Puts a taken queue back as the hot one (the previous hot queue goes to the dictionary). An idle queue is
+    /// dropped once there are many keys.
     @inlinable mutating func store(_ queue: KeyQueue, for key: Key) {
-        if queue.isIdle && queue.armedTimer == nil && queues.count >= maxIdleQueues { return }
-        queues[key] = queue
+        let count = queues.count + (hotKey == nil ? 0 : 1)
+        if queue.isIdle && queue.armedTimer == nil && count >= maxIdleQueues { return }
+        if let hot = hotKey {
+            if hot == key {
+                hotQueue = queue
+                return
+            }
+            queues[hot] = hotQueue
+        }
+        hotKey = key
+        hotQueue = queue
     }
 
     @inlinable func hasRoom(_ queue: KeyQueue, weight: Int) -> Bool {
@@ -508,14 +586,14 @@ import DequeModule
     /// After a batch finished anywhere, gives keys held back by the global limit another chance.
     @inlinable mutating func rescheduleGlobalWaiters(now: Instant, into actions: inout Actions) {
         while totalRunning < configuration.maxTotalConcurrentBatches, let key = waitingForGlobalSlot.popFirst() {
-            guard var queue = queues.removeValue(forKey: key) else { continue }
+            guard var queue = takeQueue(key) else { continue }
             schedule(&queue, key: key, now: now, into: &actions)
             store(queue, for: key)
         }
         // Room freed over all keys may let suspended items of other keys in.
         guard !keysWithBlocked.isEmpty, totalPending < configuration.maxTotalPendingItems else { return }
         for key in Array(keysWithBlocked) {
-            guard var queue = queues.removeValue(forKey: key) else { continue }
+            guard var queue = takeQueue(key) else { continue }
             promoteBlocked(&queue, key: key, now: now)
             schedule(&queue, key: key, now: now, into: &actions)
             store(queue, for: key)

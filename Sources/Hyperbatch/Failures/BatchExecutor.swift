@@ -53,6 +53,20 @@ where C.Duration == Duration {
         }
     }
 
+    /// Idle handler slots of the key that split calls may borrow (a ``Batcher`` lends its key's free slots, so split
+    /// calls stay within `maxConcurrentBatches`).
+    @usableFromInline struct SplitSlots: Sendable {
+        /// Lends up to the given number of slots; returns how many were lent.
+        @usableFromInline let lend: @Sendable (Int) -> Int
+        /// Gives one lent slot back.
+        @usableFromInline let giveBack: @Sendable () -> Void
+
+        @usableFromInline init(lend: @escaping @Sendable (Int) -> Int, giveBack: @escaping @Sendable () -> Void) {
+            self.lend = lend
+            self.giveBack = giveBack
+        }
+    }
+
     /// The policy.
     public let policy: FailurePolicy
     let clock: C
@@ -101,7 +115,17 @@ where C.Duration == Duration {
     ///
     /// - Parameter deadlines: per input, when its caller stops caring (nil entries or a nil array: no deadline);
     ///   no retry is made for an item past its deadline.
+    ///
+    /// Run alone (not by a ``Batcher``), the parts of a split batch all run concurrently.
     public func execute(key: Key, inputs: [Input], deadlines: [C.Instant?]? = nil) async -> [Result<Output, any Error>] {
+        await execute(key: key, inputs: inputs, deadlines: deadlines, slots: nil)
+    }
+
+    /// Runs `inputs`; the parts of a split batch run concurrently only on slots `slots` lends (the rest one after
+    /// another on the batch's own slot).
+    @usableFromInline func execute(
+        key: Key, inputs: [Input], deadlines: [C.Instant?]?, slots: SplitSlots?
+    ) async -> [Result<Output, any Error>] {
         guard !inputs.isEmpty else { return [] }
         let permission = state.withLock { state -> CircuitBreaker<C.Instant>.Permission in
             state.statistics.batches += 1
@@ -132,7 +156,7 @@ where C.Duration == Duration {
             }
         } else {
             let entries = inputs.indices.map { Entry(index: $0, deadline: deadlines?[$0]) }
-            partial = await run(key: key, inputs: inputs, entries: entries, splitCalls: SplitCalls())
+            partial = await run(key: key, inputs: inputs, entries: entries, splitCalls: SplitCalls(), slots: slots)
             if policy.circuitBreaker != nil {
                 let outcome: CircuitBreaker<C.Instant>.Outcome =
                     partial.cancelled ? .neutral
@@ -168,7 +192,20 @@ where C.Duration == Duration {
         let count = Atomic<Int>(0)
     }
 
-    func run(key: Key, inputs: [Input], entries: [Entry], splitCalls: SplitCalls) async -> Partial {
+    /// The parts of a split waiting for a lane.
+    final class Pieces: Sendable {
+        let pieces: [([Input], [Entry])]
+        let next = Atomic<Int>(0)
+
+        init(_ pieces: [([Input], [Entry])]) { self.pieces = pieces }
+
+        func take() -> ([Input], [Entry])? {
+            let index = next.wrappingAdd(1, ordering: .relaxed).oldValue
+            return index < pieces.count ? pieces[index] : nil
+        }
+    }
+
+    func run(key: Key, inputs: [Input], entries: [Entry], splitCalls: SplitCalls, slots: SplitSlots?) async -> Partial {
         var inputs = inputs
         var entries = entries
         var partial = Partial()
@@ -259,11 +296,24 @@ where C.Duration == Duration {
                 let pieces = (0..<parts).map { p in
                     (Array(inputs[bounds[p]..<bounds[p + 1]]), Array(entries[bounds[p]..<bounds[p + 1]]))
                 }
-                if policy.concurrentBisection {
+                // The batch's own slot runs one lane; each slot lent by the batcher runs another. Lanes take parts
+                // one after another, so the key never has more calls in flight than slots.
+                let extraLanes =
+                    !policy.concurrentBisection ? 0 : slots.map { $0.lend(pieces.count - 1) } ?? pieces.count - 1
+                if extraLanes > 0 {
+                    let queue = Pieces(pieces)
                     await withTaskGroup(of: Partial.self) { group in
-                        for (pieceInputs, pieceEntries) in pieces {
+                        for lane in 0...extraLanes {
                             group.addTask {
-                                await self.run(key: key, inputs: pieceInputs, entries: pieceEntries, splitCalls: splitCalls)
+                                var lanePartial = Partial()
+                                while let (pieceInputs, pieceEntries) = queue.take() {
+                                    lanePartial.merge(
+                                        await self.run(
+                                            key: key, inputs: pieceInputs, entries: pieceEntries, splitCalls: splitCalls,
+                                            slots: slots))
+                                }
+                                if lane > 0 { slots?.giveBack() }
+                                return lanePartial
                             }
                         }
                         for await piece in group { partial.merge(piece) }
@@ -271,7 +321,9 @@ where C.Duration == Duration {
                 } else {
                     for (pieceInputs, pieceEntries) in pieces {
                         partial.merge(
-                            await run(key: key, inputs: pieceInputs, entries: pieceEntries, splitCalls: splitCalls))
+                            await run(
+                                key: key, inputs: pieceInputs, entries: pieceEntries, splitCalls: splitCalls,
+                                slots: slots))
                     }
                 }
                 return partial

@@ -15,10 +15,11 @@ public struct FailurePolicy: Sendable {
     public var bisect: Bool = true
     /// Whether the parts of a split batch run concurrently (otherwise one after the other).
     public var concurrentBisection: Bool = true
-    /// Parts a poison batch is split into (2 = bisect). With one bad item among n a split costs at most
-    /// `1 + fanout·log_fanout(n)` calls: 17 for n = 256 with fanout 2 or 4; a wider split has fewer rounds, so with
-    /// concurrent parts a remote handler isolates the item sooner.
-    public var bisectionFanout: Int = 2
+    /// Parts a poison batch is split into (2 = bisect; 4, the default, splits in quarters). With one bad item among n
+    /// a split costs at most `1 + fanout·log_fanout(n)` calls: 17 for n = 256 with fanout 2 or 4; a wider split has
+    /// half the rounds, so with concurrent parts a remote handler isolates the item sooner. Inside a ``Batcher`` the
+    /// parts run concurrently only on idle slots of the key (`maxConcurrentBatches`).
+    public var bisectionFanout: Int = 4
     /// Most handler calls splits may make for one batch; a part that would exceed it fails whole with its error.
     /// Bounds the cost when a downstream outage throws errors the classifier calls poison (every part fails, so a
     /// batch of n would otherwise cost 2n - 1 calls). nil (the default): no bound.
@@ -28,19 +29,20 @@ public struct FailurePolicy: Sendable {
     /// Where finally failed items go; nil to drop them (their callers still get the error).
     public var deadLetters: (any DeadLetterSink)? = nil
 
-    /// The default: default classifier, 3 attempts with a 20% budget, concurrent bisection, no breaker, no sink.
+    /// The default: default classifier, 3 attempts with a 20% budget, concurrent bisection in quarters, no breaker, no sink.
     public init() {}
 
     /// Creates a policy, setting every property.
     public init(
         classifier: BatchErrorClassifier = .default, retry: RetryPolicy = .init(), bisect: Bool = true,
-        concurrentBisection: Bool = true, circuitBreaker: CircuitBreakerConfiguration? = nil,
+        concurrentBisection: Bool = true, bisectionFanout: Int = 4, circuitBreaker: CircuitBreakerConfiguration? = nil,
         deadLetters: (any DeadLetterSink)? = nil
     ) {
         self.classifier = classifier
         self.retry = retry
         self.bisect = bisect
         self.concurrentBisection = concurrentBisection
+        self.bisectionFanout = bisectionFanout
         self.circuitBreaker = circuitBreaker
         self.deadLetters = deadLetters
     }

@@ -125,11 +125,13 @@ public enum HyperbatchMetricNames {
     }
 
     /// Records a finished batch of the batcher.
-    @usableFromInline func batchFinished(
-        label: String, reason: FlushReason, size: Int, weight: Int, failed: Int, queueTimes: [Duration],
-        handlerDuration: Duration, latencies: [Duration], pending: Int, batchSizeLimit: Int,
-        predictedLatency: Duration? = nil
-    ) {
+    ///
+    /// Queue time per item is `enqueuedAt` to `started`, latency `enqueuedAt` to `finished`.
+    @usableFromInline func batchFinished<Instant: InstantProtocol>(
+        label: String, reason: FlushReason, size: Int, weight: Int, failed: Int, enqueuedAt: [Instant],
+        started: Instant, finished: Instant, pending: Int, batchSizeLimit: Int, predictedLatency: Duration? = nil
+    ) where Instant.Duration == Duration {
+        let handlerDuration = started.duration(to: finished)
         let m = key(label)
         m.batches.increment()
         m.items.increment(by: size)
@@ -137,8 +139,11 @@ public enum HyperbatchMetricNames {
         m.flushed(reason)
         m.batchSize.record(size)
         m.batchWeight.record(weight)
-        for q in queueTimes { m.queueTime.recordNanoseconds(q.nanoseconds) }
-        for l in latencies { m.latency.recordNanoseconds(l.nanoseconds) }
+        for enqueued in enqueuedAt {
+            let queueTime = enqueued.duration(to: started)
+            m.queueTime.recordNanoseconds(queueTime.nanoseconds)
+            m.latency.recordNanoseconds((queueTime + handlerDuration).nanoseconds)
+        }
         m.handlerDuration.recordNanoseconds(handlerDuration.nanoseconds)
         m.pending.record(pending)
         m.batchSizeLimit.record(batchSizeLimit)

@@ -9,8 +9,8 @@ struct BenchFailuresCommand: AsyncParsableCommand {
         commandName: "failures",
         abstract: "Items/s and extra handler calls with k poison items per batch: bisect vs clean vs linear fallback.",
         discussion: """
-            The handler spins 50 µs + 1 µs per item per call (the cost of a remote call, made deterministic). \
-            Build in release: swift run -c release hyperbatch bench failures [--poison K] [--json]
+            The handler sleeps 50 µs + 1 µs per item per call, as a remote call would (--spin burns the time on the CPU \
+            instead). The fanout is FailurePolicy's bisectionFanout unless --fanout overrides it. Build in release: swift run -c release hyperbatch bench failures [--poison K] [--json]
             """)
 
     @Option(help: "Poison items per batch.") var poison: Int = 1
@@ -19,8 +19,11 @@ struct BenchFailuresCommand: AsyncParsableCommand {
     @Option(help: "Fixed handler cost per call, µs.") var callMicroseconds: Int = 50
     @Option(help: "Handler cost per item, µs.") var itemMicroseconds: Int = 1
     @Flag(help: "Run the parts of a split batch one after the other.") var sequentialBisection = false
-    @Option(help: "Parts a poison batch is split into (2 = bisect).") var fanout: Int = 2
-    @Flag(help: "The handler sleeps its cost (a remote call) instead of spinning (CPU work).") var sleep = false
+    @Option(help: "Parts a poison batch is split into (default: the policy's bisectionFanout).") var fanout: Int?
+    @Flag(help: "The handler spins its cost (CPU work) instead of sleeping (a remote call).") var spin = false
+
+    var sleep: Bool { !spin }
+    var effectiveFanout: Int { fanout ?? FailurePolicy().bisectionFanout }
     @Flag(help: "Print one JSON object.") var json = false
 
     struct CaseFigures: Encodable {
@@ -39,7 +42,7 @@ struct BenchFailuresCommand: AsyncParsableCommand {
     static let handlerMicroseconds = Atomic<Int>(0)
 
     func run() async throws {
-        guard poison >= 0, poison < batchSize, batches > 0, fanout >= 2 else {
+        guard poison >= 0, poison < batchSize, batches > 0, effectiveFanout >= 2 else {
             throw ValidationError("need 0 <= poison < batch-size, batches > 0 and fanout >= 2")
         }
         let inputs = Self.makeBatches(batches: batches, size: batchSize, poison: poison)
@@ -65,7 +68,7 @@ struct BenchFailuresCommand: AsyncParsableCommand {
             encoder.outputFormatting = [.sortedKeys]
             let report = Report(
                 batch_size: batchSize, batches: batches, poison_per_batch: poison,
-                concurrent_bisection: !sequentialBisection, fanout: fanout, handler: sleep ? "sleep" : "spin", clean: clean, bisect: poisoned, linear: linear,
+                concurrent_bisection: !sequentialBisection, fanout: effectiveFanout, handler: sleep ? "sleep" : "spin", clean: clean, bisect: poisoned, linear: linear,
                 poison_vs_clean: vsClean, poison_vs_linear: vsLinear,
                 handler_cost_poison_vs_clean: (clean.handler_us_per_batch / poisoned.handler_us_per_batch * 1000).rounded() / 1000,
                 handler_cost_poison_vs_linear: (linear.handler_us_per_batch / poisoned.handler_us_per_batch * 100).rounded() / 100)
@@ -77,6 +80,7 @@ struct BenchFailuresCommand: AsyncParsableCommand {
                     f.name as NSString, f.items_per_second, f.handler_calls, f.extra_calls_per_batch, f.failed_items,
                     f.handler_us_per_batch))
             }
+            print("handler \(sleep ? "sleep" : "spin"), fanout \(effectiveFanout), \(sequentialBisection ? "sequential" : "concurrent") parts")
             print("poison_vs_clean: \(vsClean)  poison_vs_linear: \(vsLinear)")
         }
     }
@@ -115,7 +119,7 @@ struct BenchFailuresCommand: AsyncParsableCommand {
     func bisect(name: String, inputs: [[Int]], cost: (call: Duration, item: Duration)) async -> CaseFigures {
         var policy = FailurePolicy(retry: .none)
         policy.concurrentBisection = !sequentialBisection
-        policy.bisectionFanout = fanout
+        policy.bisectionFanout = effectiveFanout
         let sleep = sleep
         let executor = BatchExecutor<String, Int, Int, ContinuousClock>(policy: policy, clock: ContinuousClock()) {
             _, batch in try await Self.handle(batch, cost: cost, sleep: sleep)
