@@ -349,7 +349,7 @@ public struct SQLiteJobStore: JobStore {
             let maxAttempts = try Self.maxAttempts(db, b.jobID)
             let find = try db.cachedStatement(sql: """
                 SELECT id, attempts FROM hb_request
-                WHERE job_id = ? AND custom_id = ? AND batch_id = ? AND state IN ('packed','submitted')
+                WHERE job_id = ? AND custom_id = ? AND +batch_id = ? AND +state IN ('packed','submitted')
                 """)
             let time = now.timeIntervalSince1970
             var summary = ApplySummary()
@@ -372,8 +372,8 @@ public struct SQLiteJobStore: JobStore {
                 let rows = try Row.fetchAll(
                     db, sql: """
                         UPDATE hb_request SET state = 'succeeded', updated_at = ?
-                        WHERE job_id = ? AND custom_id IN (SELECT value FROM json_each(?)) AND batch_id = ?
-                          AND state IN ('packed','submitted')
+                        WHERE job_id = ? AND custom_id IN (SELECT value FROM json_each(?)) AND +batch_id = ?
+                          AND +state IN ('packed','submitted')
                         RETURNING id, custom_id
                         """,
                     arguments: [time, b.jobID.rawValue, String(decoding: ids, as: UTF8.self), batch])
