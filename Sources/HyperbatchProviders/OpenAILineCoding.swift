@@ -3,8 +3,8 @@ import HyperbatchJobs
 
 /// Encodes OpenAI batch input lines and decodes output/error-file lines.
 ///
-/// Decoding parses a line with `JSONSerialization` and re-serializes only the response `body`; cost: one full parse
-/// plus one re-encode of the body per line (roughly 2–3× the line size in transient allocations, nothing retained).
+/// Success lines are decoded by a byte scan that keeps the response `body` as written (``decodeSuccess(_:)``); other
+/// lines are parsed with `JSONSerialization` (errors are rare and need the full structure).
 enum OpenAILineCoding {
     /// Appends `{"custom_id":…,"method":"POST","url":…,"body":<raw>}\n` to `out`.
     static func encode(_ line: ProviderRequestLine, into out: inout [UInt8]) {
@@ -29,6 +29,7 @@ enum OpenAILineCoding {
     /// no response and `error.code == "batch_expired"` → `expired`; `batch_cancelled` → `canceled`; any other
     /// `error` → `errored`.
     static func decodeResult(_ bytes: [UInt8], lineNumber: Int) throws -> ProviderResultLine {
+        if let line = decodeSuccess(bytes) { return line }
         guard let object = try? JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any] else {
             throw ProviderResultDecodingError(line: lineNumber, reason: "not a JSON object")
         }
@@ -66,6 +67,39 @@ enum OpenAILineCoding {
             }
         }
         throw ProviderResultDecodingError(line: lineNumber, reason: "neither response nor error")
+    }
+
+    /// The fast path for a success line (`response.status_code < 400` with an object body): a byte scan that keeps the
+    /// body exactly as written, without a Foundation parse and re-encode. Nil for anything else (the full decoder runs).
+    static func decodeSuccess(_ bytes: [UInt8]) -> ProviderResultLine? {
+        bytes.withUnsafeBufferPointer { b -> ProviderResultLine? in
+            guard let members = JSONMembers.of(b, in: 0..<b.count) else { return nil }
+            var customID: String?
+            var response: Range<Int>?
+            for m in members {
+                if m.key == "custom_id" { customID = JSONMembers.string(b, m.value) } else if m.key == "response" { response = m.value }
+            }
+            guard let customID, let response, let fields = JSONMembers.of(b, in: response) else { return nil }
+            var status = 200
+            var body: Range<Int>?
+            for f in fields {
+                if f.key == "status_code" {
+                    guard let s = JSONMembers.int(b, f.value) else { return nil }
+                    status = s
+                } else if f.key == "body" {
+                    body = f.value
+                }
+            }
+            guard status < 400, let body, b[body.lowerBound] == UInt8(ascii: "{"), let bodyMembers = JSONMembers.of(b, in: body) else { return nil }
+            var usage: TokenUsage?
+            if let u = bodyMembers.first(where: { $0.key == "usage" }), let counts = JSONMembers.of(b, in: u.value) {
+                func count(_ key: String) -> Int? { counts.first { $0.key == key }.flatMap { JSONMembers.int(b, $0.value) } }
+                if let input = count("prompt_tokens") ?? count("input_tokens") {
+                    usage = TokenUsage(inputTokens: input, outputTokens: count("completion_tokens") ?? count("output_tokens") ?? 0)
+                }
+            }
+            return ProviderResultLine(customID: customID, outcome: .succeeded(body: Array(b[body]), usage: usage))
+        }
     }
 
     /// Usage from a body: chat/completions `prompt_tokens`/`completion_tokens`, or responses `input_tokens`/`output_tokens`.

@@ -169,3 +169,36 @@ struct JSONScanner {
         }
     }
 }
+
+/// Reads JSON objects without building a Foundation tree: the members of an object as byte ranges, so a caller can
+/// keep a nested value's bytes exactly as written and decode only the few scalars it needs (for hot paths such as
+/// result files).
+public enum JSONMembers {
+    /// The members of the object spanning `range` of `bytes` (decoded key, value byte range), or nil when the range
+    /// is not exactly one well-formed JSON object.
+    public static func of(_ bytes: UnsafeBufferPointer<UInt8>, in range: Range<Int>) -> [(key: String, value: Range<Int>)]? {
+        try? JSONScanner.members(of: bytes, in: range)
+    }
+
+    /// The decoded string at `range` (a JSON string token, quotes included), or nil when it is not a string.
+    public static func string(_ bytes: UnsafeBufferPointer<UInt8>, _ range: Range<Int>) -> String? {
+        try? JSONScanner.decodeString(bytes, range)
+    }
+
+    /// The integer at `range` (plain decimal digits, optional minus), or nil for any other token.
+    public static func int(_ bytes: UnsafeBufferPointer<UInt8>, _ range: Range<Int>) -> Int? {
+        guard !range.isEmpty, range.count <= 18 else { return nil }
+        var i = range.lowerBound
+        let negative = bytes[i] == UInt8(ascii: "-")
+        if negative { i += 1 }
+        guard i < range.upperBound else { return nil }
+        var n = 0
+        while i < range.upperBound {
+            let c = bytes[i]
+            guard c >= 0x30, c <= 0x39 else { return nil }
+            n = n * 10 + Int(c - 0x30)
+            i += 1
+        }
+        return negative ? -n : n
+    }
+}

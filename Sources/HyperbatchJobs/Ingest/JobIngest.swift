@@ -79,7 +79,7 @@ public struct JobIngest: Sendable {
 
     private func pass(_ source: any ChunkSource, job: JobID, now: Date, store write: Bool) async throws -> IngestReport {
         var report = IngestReport()
-        var seen: [String: Int] = [:]
+        var seen = CustomIDTable()
         var pending: [NewRequest] = []
         pending.reserveCapacity(options.chunkSize)
         var buffer: [UInt8] = []
@@ -95,10 +95,9 @@ public struct JobIngest: Sendable {
             report.lines += 1
             switch parser.parse(trimmed) {
             case let .success(request):
-                if let first = seen[request.customID] {
+                if let first = seen.firstLine(of: request.customID, recordingAt: lineNumber) {
                     record(IngestLineError(line: lineNumber, problem: .duplicateCustomID(firstLine: first), customID: request.customID))
                 } else {
-                    seen[request.customID] = lineNumber
                     report.accepted += 1
                     if write { pending.append(request) }
                 }

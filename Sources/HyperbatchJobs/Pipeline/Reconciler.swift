@@ -9,12 +9,17 @@ public struct Reconciler<P: BatchProvider>: Sendable {
     public let logger: Logger
     let onPhase: (@Sendable (PipelinePhase, Int64) async throws -> Void)?
     let now: @Sendable () -> Date
+    /// Result lines per ``JobStore/applyResults(batch:_:at:)`` transaction. Providers return results in their own
+    /// order, so each line updates a different stored page; large transactions write each page once for many lines.
+    public let applyChunkSize: Int
 
     /// Creates a reconciler.
     public init(
         store: any JobStore, provider: P, logger: Logger,
-        onPhase: (@Sendable (PipelinePhase, Int64) async throws -> Void)? = nil, now: @escaping @Sendable () -> Date = { Date() }
+        onPhase: (@Sendable (PipelinePhase, Int64) async throws -> Void)? = nil, now: @escaping @Sendable () -> Date = { Date() },
+        applyChunkSize: Int = 10_000
     ) {
+        self.applyChunkSize = Swift.max(1, applyChunkSize)
         self.store = store
         self.provider = provider
         self.logger = logger
@@ -47,14 +52,21 @@ public struct Reconciler<P: BatchProvider>: Sendable {
         if let known { status = known } else { status = try await provider.retrieveBatch(id: id) }
         guard status.phase.isEnded else { return ApplySummary() }
         var total = ApplySummary()
-        let store = self.store, now = self.now, onPhase = self.onPhase
-        try await provider.streamResults(of: status) { chunk in
-            let s = try await store.applyResults(batch: batch.id, chunk, at: now())
+        let store = self.store, now = self.now, onPhase = self.onPhase, applyChunkSize = self.applyChunkSize
+        var pending: [ProviderResultLine] = []
+        func apply() async throws {
+            let s = try await store.applyResults(batch: batch.id, pending, at: now())
+            pending.removeAll(keepingCapacity: true)
             total.finished += s.finished
             total.retried += s.retried
             total.ignored += s.ignored
             try await onPhase?(.appliedChunk, batch.id)
         }
+        try await provider.streamResults(of: status) { chunk in
+            pending.append(contentsOf: chunk)
+            if pending.count >= applyChunkSize { try await apply() }
+        }
+        if !pending.isEmpty { try await apply() }
         let s = try await store.finishReconcile(batch: batch.id, missing: Self.missingOutcome(for: status), at: now())
         total.finished += s.finished
         total.retried += s.retried

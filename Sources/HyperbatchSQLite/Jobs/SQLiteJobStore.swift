@@ -17,7 +17,8 @@ public struct SQLiteJobStore: JobStore {
             // WAL + NORMAL survives a process crash (not a power loss) and saves an fsync per transaction;
             // a 64 MB page cache on the writer (readers keep the default) keeps the request indexes of a large job in memory.
             try db.execute(sql: "PRAGMA synchronous = NORMAL; PRAGMA temp_store = MEMORY")
-            if !db.configuration.readonly { try db.execute(sql: "PRAGMA cache_size = -65536") }
+            // A 32 MB WAL between automatic checkpoints: a page rewritten many times by a large job is copied back once.
+            if !db.configuration.readonly { try db.execute(sql: "PRAGMA cache_size = -65536; PRAGMA wal_autocheckpoint = 8192") }
         }
         try self.init(writer: DatabasePool(path: path, configuration: config))
     }
@@ -77,18 +78,45 @@ public struct SQLiteJobStore: JobStore {
         return try await writer.write { db in
             guard let record = try Self.fetchJob(db, job) else { throw JobStoreError(.unknownJob, job.rawValue) }
             if record.state == .canceled { throw JobStoreError(.jobCanceled, job.rawValue) }
-            let statement = try db.cachedStatement(sql: """
-                INSERT INTO hb_request (job_id, custom_id, provider, endpoint, model, tenant, body, encoded_size,
-                    app_reference, state, attempts, updated_at)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', 0, ?) ON CONFLICT(job_id, custom_id) DO NOTHING
-                """)
+            // Multi-row INSERTs of `insertGroup` rows (one cached statement), the remainder row by row: fewer
+            // statement steps and argument conversions per request.
+            let columns = "(job_id, custom_id, provider, endpoint, model, tenant, body, encoded_size, app_reference, state, attempts, updated_at)"
+            let tuple = "(?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', 0, ?)"
+            let group = Self.insertGroup
+            let many = try db.cachedStatement(sql: "INSERT INTO hb_request \(columns) VALUES "
+                + Array(repeating: tuple, count: group).joined(separator: ", ") + " ON CONFLICT(job_id, custom_id) DO NOTHING")
+            let one = try db.cachedStatement(sql: "INSERT INTO hb_request \(columns) VALUES \(tuple) ON CONFLICT(job_id, custom_id) DO NOTHING")
             var inserted = 0
             let time = now.timeIntervalSince1970
-            for r in requests {
-                try statement.execute(arguments: [
-                    job.rawValue, r.customID, r.key.provider.rawValue, r.key.endpoint, r.key.model, r.key.tenant,
-                    Data(r.body), r.encodedSize, r.appReference, time,
-                ])
+            let jobText = job.rawValue
+            var values: [(any DatabaseValueConvertible)?] = []
+            values.reserveCapacity(group * 10)
+            func append(_ r: NewRequest) {
+                values.append(jobText)
+                values.append(r.customID)
+                values.append(r.key.provider.rawValue)
+                values.append(r.key.endpoint)
+                values.append(r.key.model)
+                values.append(r.key.tenant)
+                values.append(Data(r.body))
+                values.append(r.encodedSize)
+                values.append(r.appReference)
+                values.append(time)
+            }
+            var index = 0
+            while index + group <= requests.count {
+                values.removeAll(keepingCapacity: true)
+                for r in requests[index..<(index + group)] { append(r) }
+                many.setUncheckedArguments(StatementArguments(values))
+                try many.execute()
+                inserted += db.changesCount
+                index += group
+            }
+            for r in requests[index...] {
+                values.removeAll(keepingCapacity: true)
+                append(r)
+                one.setUncheckedArguments(StatementArguments(values))
+                try one.execute()
                 inserted += db.changesCount
             }
             if inserted > 0, record.state == .finished {
@@ -320,28 +348,56 @@ public struct SQLiteJobStore: JobStore {
         return try await writer.write { db in
             let b = try Self.requireBatch(db, batch)
             let maxAttempts = try Self.maxAttempts(db, b.jobID)
-            let find = try db.cachedStatement(sql: "SELECT id, attempts FROM hb_request WHERE batch_id = ? AND custom_id = ? AND state IN ('packed','submitted')")
-            // Success does not depend on attempts: one UPDATE … RETURNING instead of a lookup and an update.
-            let succeed = try db.cachedStatement(sql: """
-                UPDATE hb_request SET state = 'succeeded', updated_at = ?
-                WHERE batch_id = ? AND custom_id = ? AND state IN ('packed','submitted') RETURNING id
+            let find = try db.cachedStatement(sql: """
+                SELECT id, attempts FROM hb_request
+                WHERE job_id = ? AND custom_id = ? AND +batch_id = ? AND +state IN ('packed','submitted')
                 """)
-            let store = try db.cachedStatement(sql: Self.insertResponse)
-            let event = try db.cachedStatement(sql: "INSERT INTO hb_outcome (request_id, job_id, created_at) VALUES (?, ?, ?)")
             let time = now.timeIntervalSince1970
             var summary = ApplySummary()
-            for result in results {
-                if case let .succeeded(body, usage) = result.outcome {
-                    if let id = try Int64.fetchOne(succeed, arguments: [time, batch, result.customID]) {
-                        try store.execute(arguments: [id, Data(body), usage?.inputTokens, usage?.outputTokens])
-                        try event.execute(arguments: [id, b.jobID.rawValue, time])
-                        summary.finished += 1
-                    } else {
-                        summary.ignored += 1
-                    }
-                    continue
+            // Successes (almost every line) in bulk: one UPDATE … RETURNING over the chunk's custom ids (passed as one
+            // JSON array), then the responses and outcome events with cached statements, in result order.
+            var succeeded: [String: Int] = [:]
+            var successes = 0
+            var ids: [UInt8] = [0x5B]
+            for (i, result) in results.enumerated() {
+                guard case .succeeded = result.outcome else { continue }
+                successes += 1
+                if succeeded[result.customID] != nil { continue }
+                succeeded[result.customID] = i
+                if ids.count > 1 { ids.append(0x2C) }
+                Self.appendJSONString(result.customID, to: &ids)
+            }
+            ids.append(0x5D)
+            var applied: [(result: Int, id: Int64)] = []
+            if !succeeded.isEmpty {
+                let rows = try Row.fetchAll(
+                    db, sql: """
+                        UPDATE hb_request SET state = 'succeeded', updated_at = ?
+                        WHERE job_id = ? AND custom_id IN (SELECT value FROM json_each(?)) AND +batch_id = ?
+                          AND +state IN ('packed','submitted')
+                        RETURNING id, custom_id
+                        """,
+                    arguments: [time, b.jobID.rawValue, String(decoding: ids, as: UTF8.self), batch])
+                applied.reserveCapacity(succeeded.count)
+                for row in rows {
+                    let customID: String = row[1]
+                    if let i = succeeded[customID] { applied.append((i, row[0])) }
                 }
-                guard let row = try Row.fetchOne(find, arguments: [batch, result.customID]) else {
+                applied.sort { $0.result < $1.result }
+                let store = try db.cachedStatement(sql: Self.insertResponse)
+                let event = try db.cachedStatement(sql: "INSERT INTO hb_outcome (request_id, job_id, created_at) VALUES (?, ?, ?)")
+                let jobText = b.jobID.rawValue
+                for (i, id) in applied {
+                    guard case let .succeeded(body, usage) = results[i].outcome else { continue }
+                    try store.execute(arguments: [id, Data(body), usage?.inputTokens, usage?.outputTokens])
+                    try event.execute(arguments: [id, jobText, time])
+                }
+            }
+            summary.finished += applied.count
+            summary.ignored += successes - applied.count
+            for result in results {
+                if case .succeeded = result.outcome { continue }
+                guard let row = try Row.fetchOne(find, arguments: [b.jobID.rawValue, result.customID, batch]) else {
                     summary.ignored += 1
                     continue
                 }
@@ -352,6 +408,25 @@ public struct SQLiteJobStore: JobStore {
             return summary
         }
     }
+
+    /// Appends `s` as a JSON string literal (quotes, escapes) to `out`.
+    static func appendJSONString(_ s: String, to out: inout [UInt8]) {
+        out.append(0x22)
+        for c in s.utf8 {
+            switch c {
+            case 0x22: out.append(contentsOf: [0x5C, 0x22])
+            case 0x5C: out.append(contentsOf: [0x5C, 0x5C])
+            case 0..<0x20:
+                let hex = Array("0123456789abcdef".utf8)
+                out.append(contentsOf: [0x5C, 0x75, 0x30, 0x30, hex[Int(c >> 4)], hex[Int(c & 0xF)]])
+            default: out.append(c)
+            }
+        }
+        out.append(0x22)
+    }
+
+    /// Rows per multi-row INSERT in ``insertRequests(_:into:at:)`` (10 parameters each, under SQLite's 32,766).
+    static let insertGroup = 64
 
     public func finishReconcile(batch: Int64, missing: ProviderResultOutcome, at now: Date) async throws -> ApplySummary {
         try await writer.write { db in

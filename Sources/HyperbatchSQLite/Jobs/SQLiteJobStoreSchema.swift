@@ -80,6 +80,21 @@ enum SQLiteJobStoreSchema {
                 );
                 """)
         }
+        // v2 (bulk performance): the request indexes a million-request job writes on every insert and state change
+        // are narrowed. The wide `(job, state, key…, id)` index becomes a partial index of pending requests only
+        // (what the dispatcher scans), plus a narrow `(job, state)` for counts; the batch index no longer holds
+        // an entry for every unbatched request (a random-order `(NULL, custom_id)` insert per ingested line);
+        // in-flight counts per key read a partial index. Result lookups go through `UNIQUE (job_id, custom_id)`.
+        migrator.registerMigration("hb-jobs-v2-narrow-indexes") { db in
+            try db.execute(sql: """
+                DROP INDEX hb_request_by_state;
+                DROP INDEX hb_request_by_batch;
+                CREATE INDEX hb_request_pending ON hb_request (job_id, provider, endpoint, model, tenant, id) WHERE state = 'pending';
+                CREATE INDEX hb_request_by_job_state ON hb_request (job_id, state);
+                CREATE INDEX hb_request_by_batch ON hb_request (batch_id) WHERE batch_id IS NOT NULL;
+                CREATE INDEX hb_request_in_flight ON hb_request (provider, endpoint, model, tenant) WHERE state IN ('packed','submitted');
+                """)
+        }
         return migrator
     }
 }
