@@ -3,27 +3,44 @@ import Hyperbatch
 import Logging
 import PostgresNIO
 
-/// Applies batches of rows to a PostgreSQL table as ONE transaction with ONE set-based statement
-/// (`INSERT … SELECT FROM UNNEST`, `UPDATE … FROM UNNEST`, `INSERT … ON CONFLICT DO UPDATE`), and isolates failing rows
-/// by bisecting under savepoints so one bad row never rolls back its neighbours.
+/// Applies batches of rows to a PostgreSQL table with ONE set-based statement per batch (`INSERT … SELECT FROM
+/// UNNEST`, `UPDATE … FROM UNNEST`, `INSERT … ON CONFLICT DO UPDATE`), and isolates failing rows by bisecting under
+/// savepoints so one bad row never rolls back its neighbours.
 ///
 /// The caller runs `client` (a `Service`). Rows are sorted by key before writing, so concurrent batches over
-/// overlapping keys lock rows in one order and do not deadlock. Inside each batch transaction hash and merge joins are
-/// disabled (`SET LOCAL`), which pins the index nested-loop plan that a prepared generic plan would use (the unprepared
-/// array plan flips to a sequential scan above ~925 rows on a 100k-row table).
+/// overlapping keys lock rows in one order and do not deadlock. A batch that succeeds costs one round trip: the
+/// statement runs on its own (a single statement is atomic) as a named prepared statement, which postgres-nio parses
+/// once per connection and caches under ``statementName``.
+///
+/// ## Why the plan stays an index plan at every batch size
+/// Each column array is bound as `(SELECT $n::type[])`, a scalar sub-select, never as a bare `$n`. PostgreSQL sizes
+/// `UNNEST($n)` from the array when it can see the value: an unprepared statement (or one of the first five custom
+/// plans of a prepared one) is planned with the bound array as a constant, so at 2,048 keys on a 100k-row table the
+/// planner estimates 2,048 rows and switches from a nested loop over the primary-key index to a hash join over a
+/// sequential scan of the whole table (measured: the flip happens above ~925 keys; see `hyperbatch bench db
+/// --explain`). Behind a sub-select the array is a run-time value, the estimate stays at the default (10 rows), and the
+/// plan is the index nested loop for every batch size, prepared or not, custom or generic. The price is that very
+/// large batches over most of a table (where a hash join would win) still probe the index row by row.
 public struct PostgresBatchWriter<Row: Sendable>: Sendable {
     /// The table description the SQL is rendered from.
     public let table: WriterTable<Row>
+    /// The name the batch statement is prepared under on each connection (`hb_writer_` + a hash of its SQL).
+    public let statementName: String
+    /// The batch statement (parameters `$1…$n`: one array per column, in column order).
+    public let sql: String
     private let client: PostgresClient
     private let logger: Logger
-    private let sql: String
 
     /// A writer for `table` through `client` (which the caller runs); throws if the table cannot be rendered.
+    ///
+    /// The table must exist before the first batch: a statement whose preparation fails stays failed on that
+    /// connection (postgres-nio caches the error under ``statementName``).
     public init(client: PostgresClient, table: WriterTable<Row>, logger: Logger) throws {
         self.client = client
         self.table = table
         self.logger = logger
         self.sql = try Self.render(table)
+        self.statementName = Self.name(forSQL: sql)
     }
 
     /// The `Batcher` handler: applies one batch and returns one `Result` per row, in input order.
@@ -31,8 +48,8 @@ public struct PostgresBatchWriter<Row: Sendable>: Sendable {
         { _, rows in try await self.write(rows) }
     }
 
-    /// Applies `rows` in one transaction; returns one `Result` per row in input order. Throws only if the
-    /// connection or transaction itself fails.
+    /// Applies `rows` atomically, except that failing rows are isolated; returns one `Result` per row in input order.
+    /// Throws only if the connection or transaction itself fails.
     public func write(_ rows: [Row]) async throws -> [Result<Void, any Error>] {
         guard !rows.isEmpty else { return [] }
         let order = table.lockOrder(rows)
@@ -43,45 +60,60 @@ public struct PostgresBatchWriter<Row: Sendable>: Sendable {
     }
 
     private func write(values: [[WriterValue]], order: [Int], on connection: PostgresConnection) async throws -> [Result<Void, any Error>] {
-        // Fast path: the whole batch in one statement.
-        try await begin(connection)
+        // Fast path: the whole batch as one statement, its own implicit transaction (one round trip).
         do {
-            try await connection.query(try query(values, order[...]), logger: logger)
-            try await connection.query("COMMIT", logger: logger)
+            try await execute(values, order[...], on: connection)
             return Array(repeating: .success(()), count: values.count)
         } catch {
-            try? await connection.query("ROLLBACK", logger: logger)
             // Connection-level failures fail the whole batch; statement errors and bad values are isolated below.
             if let psql = error as? PSQLError, psql.serverInfo == nil { throw error }
         }
         // Slow path: bisect under savepoints in one transaction.
         var results = [Result<Void, any Error>?](repeating: nil, count: values.count)
-        try await begin(connection)
-        await bisectBatch(order[...], into: &results) { slice in
-            try await connection.query("SAVEPOINT hb_bisect", logger: logger)
-            do {
-                try await connection.query(try query(values, slice), logger: logger)
-                try await connection.query("RELEASE SAVEPOINT hb_bisect", logger: logger)
-            } catch {
-                try await connection.query("ROLLBACK TO SAVEPOINT hb_bisect", logger: logger)
-                try await connection.query("RELEASE SAVEPOINT hb_bisect", logger: logger)
-                throw error
+        try await connection.query("BEGIN", logger: logger)
+        do {
+            await bisectBatch(order[...], into: &results) { slice in
+                try await connection.query("SAVEPOINT hb_bisect", logger: logger)
+                do {
+                    try await execute(values, slice, on: connection)
+                    try await connection.query("RELEASE SAVEPOINT hb_bisect", logger: logger)
+                } catch {
+                    try await connection.query("ROLLBACK TO SAVEPOINT hb_bisect", logger: logger)
+                    try await connection.query("RELEASE SAVEPOINT hb_bisect", logger: logger)
+                    throw error
+                }
             }
+            try await connection.query("COMMIT", logger: logger)
+        } catch {
+            try? await connection.query("ROLLBACK", logger: logger)
+            throw error
         }
-        try await connection.query("COMMIT", logger: logger)
         return results.map { $0 ?? .failure(BatchWriterError.invalidTable("row not attempted")) }
     }
 
-    private func begin(_ connection: PostgresConnection) async throws {
-        try await connection.query("BEGIN", logger: logger)
-        try await connection.query(
-            "SELECT set_config('enable_hashjoin', 'off', true), set_config('enable_mergejoin', 'off', true)",
-            logger: logger
-        )
+    /// Runs the prepared batch statement for the rows at `slice` (postgres-nio prepares it on first use per connection).
+    private func execute(_ values: [[WriterValue]], _ slice: ArraySlice<Int>, on connection: PostgresConnection) async throws {
+        let statement = WriterStatement(bindings: try bindings(values, slice))
+        try await WriterStatement.$current.withValue(.init(name: statementName, sql: sql)) {
+            // Drain the (empty) row sequence: postgres-nio 1.33's command-tag overload of `execute` can trap when the
+            // command completes after the row stream is handed over.
+            for try await _ in try await connection.execute(statement, logger: logger) {}
+        }
+    }
+
+    /// A stable statement name for `sql` (FNV-1a, so the same SQL has the same name in every process).
+    static func name(forSQL sql: String) -> String {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in sql.utf8 {
+            hash ^= UInt64(byte)
+            hash &*= 0x0000_0100_0000_01b3
+        }
+        let hex = String(hash, radix: 16)
+        return "hb_writer_" + String(repeating: "0", count: 16 - hex.count) + hex
     }
 
     /// Binds one array per column for the rows at `slice`, in that (key-sorted) order.
-    private func query(_ values: [[WriterValue]], _ slice: ArraySlice<Int>) throws -> PostgresQuery {
+    private func bindings(_ values: [[WriterValue]], _ slice: ArraySlice<Int>) throws -> PostgresBindings {
         var binds = PostgresBindings(capacity: table.columns.count)
         for (c, column) in table.columns.enumerated() {
             switch column.type {
@@ -115,7 +147,7 @@ public struct PostgresBatchWriter<Row: Sendable>: Sendable {
                 })
             }
         }
-        return PostgresQuery(unsafeSQL: sql, binds: binds)
+        return binds
     }
 
     /// Renders the one set-based statement for `table` (identifiers quoted, values only as `$n` array binds).
@@ -126,7 +158,8 @@ public struct PostgresBatchWriter<Row: Sendable>: Sendable {
         let others = table.valueColumns
         if table.operation != .insert, keys.isEmpty { throw BatchWriterError.invalidTable("update/upsert needs a key column") }
         if table.operation == .update, others.isEmpty { throw BatchWriterError.invalidTable("update needs a non-key column") }
-        let arrays = table.columns.enumerated().map { i, c in "$\(i + 1)::\(arrayType(c.type))" }.joined(separator: ", ")
+        // `(SELECT $n::type[])` hides each array's length from the planner (see the type's documentation).
+        let arrays = table.columns.enumerated().map { i, c in "(SELECT $\(i + 1)::\(arrayType(c.type)))" }.joined(separator: ", ")
         let aliases = table.columns.indices.map { "c\($0)" }
         let unnest = "UNNEST(\(arrays)) AS u(\(aliases.joined(separator: ", ")))"
         func expr(_ i: Int) -> String { table.columns[i].type == .jsonb ? "u.c\(i)::jsonb" : "u.c\(i)" }
