@@ -68,7 +68,11 @@ public final class Emulator<C: Clock>: Service, Sendable where C.Duration == Dur
         let maxBody = max(cfg.openAIMaxBytes, cfg.anthropicMaxBytes) + 1024 * 1024
         let core = self.core
         let router = EmulatorRouter.build(
-            maxBodyBytes: maxBody, handle: { [self] in try await self.handle($0) }, tooLarge: { core.tooLarge($0) })
+            maxBodyBytes: maxBody, handle: { [self] in try await self.handle($0) }, tooLarge: { core.tooLarge($0) },
+            streamed: { size, offset in
+                await core.waitIfHeld(bodyOffset: offset)
+                core.noteStreamed(size)
+            })
         let listening = self.listening
         let logger = self.logger
         let serverLogger = self.serverLogger
