@@ -15,15 +15,26 @@ public final class Emulator<C: Clock>: Service, Sendable where C.Duration == Dur
     let start: C.Instant
     let epoch: Double
     let logger: Logger
+    /// The logger handed to Hummingbird: `logger` raised to at least `serverLogLevel`.
+    let serverLogger: Logger
     let listening = ListeningPort()
 
     /// Creates the emulator; nothing is bound until `run()`.
-    public init(configuration: EmulatorConfiguration = .init(), clock: C, logger: Logger) throws {
+    ///
+    /// - Parameter serverLogLevel: the least severe level Hummingbird itself logs at (its "Server started and
+    ///   listening" line is `info`). The default, `warning`, keeps library users quiet; callers print the
+    ///   endpoint themselves. `logger`'s own level still applies when it is higher.
+    public init(
+        configuration: EmulatorConfiguration = .init(), clock: C, logger: Logger, serverLogLevel: Logger.Level = .warning
+    ) throws {
         self.core = EmulatorCore(configuration: configuration)
         self.clock = clock
         self.start = clock.now
         self.epoch = Date().timeIntervalSince1970
         self.logger = logger
+        var serverLogger = logger
+        serverLogger.logLevel = max(logger.logLevel, serverLogLevel)
+        self.serverLogger = serverLogger
     }
 
     /// Where clients reach this emulator: waits until `run()` has bound its port.
@@ -57,9 +68,14 @@ public final class Emulator<C: Clock>: Service, Sendable where C.Duration == Dur
         let maxBody = max(cfg.openAIMaxBytes, cfg.anthropicMaxBytes) + 1024 * 1024
         let core = self.core
         let router = EmulatorRouter.build(
-            maxBodyBytes: maxBody, handle: { [self] in try await self.handle($0) }, tooLarge: { core.tooLarge($0) })
+            maxBodyBytes: maxBody, handle: { [self] in try await self.handle($0) }, tooLarge: { core.tooLarge($0) },
+            streamed: { size, offset in
+                await core.waitIfHeld(bodyOffset: offset)
+                core.noteStreamed(size)
+            })
         let listening = self.listening
         let logger = self.logger
+        let serverLogger = self.serverLogger
         let app = Application(
             router: router,
             server: .http1(configuration: .init(additionalChannelHandlers: [ExpectContinueHandler()])),
@@ -69,7 +85,7 @@ public final class Emulator<C: Clock>: Service, Sendable where C.Duration == Dur
                 logger.debug("emulator listening", metadata: ["emulator.port": "\(port)"])
                 listening.bound(port)
             },
-            logger: logger
+            logger: serverLogger
         )
         do {
             try await app.run()
@@ -83,12 +99,13 @@ public final class Emulator<C: Clock>: Service, Sendable where C.Duration == Dur
 
 extension Emulator where C == ContinuousClock {
     /// Starts an emulator on loopback (a free port unless `configuration.port` is set), runs `body` with its
-    /// endpoint, then shuts it down.
+    /// endpoint, then shuts it down. Hummingbird logs only at `serverLogLevel` and above.
     public static func withEmulator<T>(
         configuration: EmulatorConfiguration = .init(), logger: Logger = Logger(label: "hyperbatch.emulator"),
-        _ body: (EmulatorEndpoint) async throws -> T
+        serverLogLevel: Logger.Level = .warning, _ body: (EmulatorEndpoint) async throws -> T
     ) async throws -> T {
-        let emulator = try Emulator(configuration: configuration, clock: ContinuousClock(), logger: logger)
+        let emulator = try Emulator(
+            configuration: configuration, clock: ContinuousClock(), logger: logger, serverLogLevel: serverLogLevel)
         var groupConfiguration = ServiceGroupConfiguration(services: [emulator], logger: logger)
         // Graceful shutdown lets answers in flight finish; a client that holds a request longer gets cancelled.
         groupConfiguration.maximumGracefulShutdownDuration = .seconds(2)

@@ -36,6 +36,8 @@ public final class EmulatorCore: Sendable {
     }
 
     private let state: Mutex<State>
+    /// Bytes of streamed (chunked or sliced) response bodies handed to the server so far.
+    private let streamedBytes = Atomic<Int>(0)
     /// The configuration the core was created with (faults change at run time).
     public let configuration: EmulatorConfiguration
 
@@ -43,6 +45,46 @@ public final class EmulatorCore: Sendable {
     public init(configuration: EmulatorConfiguration) {
         self.configuration = configuration
         self.state = Mutex(State(faults: configuration.faults))
+    }
+
+    /// Bytes of streamed response bodies (result files, Anthropic results) handed to the HTTP server so far: an
+    /// upper bound on what any client has received of them. Counted before each piece is written.
+    public var streamedBodyBytesSent: Int { streamedBytes.load(ordering: .relaxed) }
+
+    /// Counts `bytes` of a streamed response body about to be written.
+    func noteStreamed(_ bytes: Int) { streamedBytes.add(bytes, ordering: .relaxed) }
+
+    struct StreamHold {
+        var afterBytes: Int?
+        var waiters: [CheckedContinuation<Void, Never>] = []
+    }
+    private let streamHold = Mutex(StreamHold())
+
+    /// From now on, every streamed body stops once `bytes` of it are written, until ``releaseStreamedBodies()``
+    /// (a test hook: a stalled download, so a test can check what a client delivers before the body ends).
+    public func holdStreamedBodies(after bytes: Int) { streamHold.withLock { $0.afterBytes = bytes } }
+
+    /// Lets every held streamed body go on, and stops holding new ones.
+    public func releaseStreamedBodies() {
+        let waiters = streamHold.withLock { hold in
+            hold.afterBytes = nil
+            defer { hold.waiters = [] }
+            return hold.waiters
+        }
+        for waiter in waiters { waiter.resume() }
+    }
+
+    /// Suspends a streamed body that has written `bodyOffset` bytes while a hold at or below that offset is set.
+    func waitIfHeld(bodyOffset: Int) async {
+        guard streamHold.withLock({ $0.afterBytes.map { bodyOffset >= $0 } ?? false }) else { return }
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let held = streamHold.withLock { hold -> Bool in
+                guard let after = hold.afterBytes, bodyOffset >= after else { return false }
+                hold.waiters.append(continuation)
+                return true
+            }
+            if !held { continuation.resume() }
+        }
     }
 
     /// Replaces the injected faults.

@@ -14,14 +14,17 @@ enum EmulatorRouter {
     ///   - maxBodyBytes: largest request body collected; a larger one is answered by `tooLarge`.
     ///   - handle: answers one request (the core at the current emulated time, plus any slow-response delay).
     ///   - tooLarge: the 413 answer for a body over `maxBodyBytes`.
+    ///   - streamed: called with each piece's size and the bytes of its body already written, just before the piece
+    ///     is written; the body waits while it runs.
     static func build(
         maxBodyBytes: Int,
         handle: @escaping @Sendable (EmulatorRequest) async throws -> EmulatorResponse,
-        tooLarge: @escaping @Sendable (EmulatorRequest) -> EmulatorResponse
+        tooLarge: @escaping @Sendable (EmulatorRequest) -> EmulatorResponse,
+        streamed: @escaping @Sendable (Int, Int) async -> Void = { _, _ in }
     ) -> Router<BasicRequestContext> {
         let router = Router()
         let respond: @Sendable (Request, BasicRequestContext) async throws -> Response = { request, _ in
-            try await answer(request, maxBodyBytes: maxBodyBytes, handle: handle, tooLarge: tooLarge)
+            try await answer(request, maxBodyBytes: maxBodyBytes, handle: handle, tooLarge: tooLarge, streamed: streamed)
         }
         // `http.server.request.duration` and friends, with the route template as `http.route`.
         router.add(middleware: MetricsMiddleware())
@@ -38,7 +41,8 @@ enum EmulatorRouter {
     static func answer(
         _ request: Request, maxBodyBytes: Int,
         handle: @Sendable (EmulatorRequest) async throws -> EmulatorResponse,
-        tooLarge: @Sendable (EmulatorRequest) -> EmulatorResponse
+        tooLarge: @Sendable (EmulatorRequest) -> EmulatorResponse,
+        streamed: @escaping @Sendable (Int, Int) async -> Void = { _, _ in }
     ) async throws -> Response {
         var headers: [String: String] = [:]
         for field in request.headers where headers[field.name.canonicalName] == nil {
@@ -51,13 +55,14 @@ enum EmulatorRouter {
             var buffer = try await request.body.collect(upTo: maxBodyBytes)
             emulated.body = buffer.readBytes(length: buffer.readableBytes) ?? []
         } catch is NIOTooManyBytesError {
-            return response(tooLarge(emulated))
+            return response(tooLarge(emulated), streamed: streamed)
         }
-        return response(try await handle(emulated))
+        return response(try await handle(emulated), streamed: streamed)
     }
 
     /// Renders a core response; bodies over `chunkSize` are streamed in slices instead of copied into one buffer.
-    static func response(_ r: EmulatorResponse) -> Response {
+    /// `streamed` is called with each streamed piece's size and the body's bytes written so far, before the piece.
+    static func response(_ r: EmulatorResponse, streamed: @escaping @Sendable (Int, Int) async -> Void = { _, _ in }) -> Response {
         var fields = HTTPFields()
         for (name, value) in r.headers {
             if let n = HTTPFields.Element.Name(name) { fields[n] = value }
@@ -67,8 +72,17 @@ enum EmulatorRouter {
         if let chunks = r.chunks {
             // Rendered piece by piece while sending (chunked transfer encoding).
             return Response(status: status, headers: fields, body: ResponseBody { writer in
-                if !bytes.isEmpty { try await writer.write(ByteBuffer(bytes: bytes)) }
-                for piece in chunks where !piece.isEmpty { try await writer.write(ByteBuffer(bytes: piece)) }
+                var written = 0
+                if !bytes.isEmpty {
+                    await streamed(bytes.count, written)
+                    try await writer.write(ByteBuffer(bytes: bytes))
+                    written += bytes.count
+                }
+                for piece in chunks where !piece.isEmpty {
+                    await streamed(piece.count, written)
+                    try await writer.write(ByteBuffer(bytes: piece))
+                    written += piece.count
+                }
                 try await writer.finish(nil)
             })
         }
@@ -79,6 +93,7 @@ enum EmulatorRouter {
             var offset = 0
             while offset < bytes.count {
                 let end = min(bytes.count, offset + chunkSize)
+                await streamed(end - offset, offset)
                 try await writer.write(ByteBuffer(bytes: bytes[offset..<end]))
                 offset = end
             }
