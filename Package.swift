@@ -53,6 +53,8 @@ let package = Package(
             name: "HyperbatchPostgres",
             dependencies: [
                 "Hyperbatch",
+                "HyperbatchJobs",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -147,8 +149,9 @@ let package = Package(
         .testTarget(
             name: "HyperbatchPostgresTests",
             dependencies: [
-                "HyperbatchPostgres", "Hyperbatch",
+                "HyperbatchPostgres", "Hyperbatch", "HyperbatchJobs", "HyperbatchTestKit", "HyperbatchEmulator",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict
