@@ -123,6 +123,7 @@ let package = Package(
                 "HyperbatchEmulator",
                 "HyperbatchPostgres",
                 "HyperbatchSQLite",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "AsyncAlgorithms", package: "swift-async-algorithms"),
                 .product(name: "Logging", package: "swift-log"),
