@@ -195,6 +195,13 @@ struct MultiWorkerTests {
         #expect(Set(tags).count == tags.count)
         #expect(s.batches.map(\.requestCount).reduce(0, +) == count)
 
-        for name in ["w1", "w3"] { if let p = workers[name], p.isRunning { p.terminate(); p.waitUntilExit() } }
+        // SIGTERM: graceful shutdown, exit status 0.
+        for name in ["w1", "w3"] {
+            guard let p = workers[name] else { continue }
+            #expect(p.isRunning, "\(name) should still be running")
+            p.terminate()
+            p.waitUntilExit()
+            #expect(p.terminationReason == .exit && p.terminationStatus == 0, "\(name) exit \(p.terminationStatus)")
+        }
     }
 }

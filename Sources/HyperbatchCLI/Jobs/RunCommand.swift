@@ -36,7 +36,7 @@ struct RunCommand: AsyncParsableCommand {
         logger.logLevel = verbose ? .info : .error
         let kind = choice.kind
         let jobID = job.map(JobID.init(rawValue:)) ?? JobCLI.jobID(forFile: file, provider: kind)
-        let store = try await JobCLI.openStore(self.store)
+        let store = try await JobCLI.openStore(self.store, leases: true)
         let existing = try await store.job(jobID)
         _ = try await store.createJob(NewJob(id: jobID, provider: kind, maxAttempts: maxAttempts, label: file), at: Date())
 

@@ -42,8 +42,9 @@ enum StoreLocation {
 
 extension JobCLI {
     /// Opens the store named by `--store` for a one-shot command. For PostgreSQL the client runs for the rest of the
-    /// process in a background task (the command ends the process), and the schema is migrated first.
-    static func openStore(_ value: String) async throws -> any JobStore {
+    /// process in a background task (the command ends the process), and the schema is migrated first; with `leases`
+    /// (a command that runs the pipeline, like `run`) a ``WorkerLease`` keeps its batch leases alive the same way.
+    static func openStore(_ value: String, leases: Bool = false) async throws -> any JobStore {
         var logger = Logger(label: "hyperbatch.store")
         logger.logLevel = .error
         switch try StoreLocation(value) {
@@ -55,6 +56,14 @@ extension JobCLI {
             Task.detached { await client.run() }
             let store = PostgresJobStore(client: client, logger: logger)
             try await store.migrate()
+            if leases {
+                let lease = WorkerLease(
+                    store: store, configuration: .init(leaseDuration: store.configuration.leaseDuration), clock: ContinuousClock(), logger: logger)
+                Task.detached {
+                    // When renewal fails past the lease, the gate closes and the runner's next claim throws.
+                    do { try await lease.run() } catch { logger.error("worker lease lost", metadata: ["error": "\(error)"]) }
+                }
+            }
             return store
         }
     }

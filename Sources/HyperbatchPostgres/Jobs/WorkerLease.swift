@@ -1,4 +1,5 @@
 import Logging
+import Metrics
 import ServiceLifecycle
 import Synchronization
 
@@ -10,6 +11,9 @@ import Synchronization
 /// process exits: a live worker is never mistaken for a dead one. The gate also closes by itself at the deadline while a
 /// renewal call hangs. On graceful shutdown it releases the worker's leases so other workers take over at once; list
 /// it after the `PostgresClient` and before the runner in the group (the runner stops first).
+///
+/// Metrics: `hyperbatch_worker_lease_renewals_total{result="ok"|"failed"}`, `hyperbatch_worker_leased_batches`
+/// (batches renewed by the last successful renewal), `hyperbatch_worker_lease_lost_total`.
 public final class WorkerLease<C: Clock>: Service, Sendable where C.Duration == Duration {
     private let renew: @Sendable () async throws -> Int
     private let release: @Sendable () async throws -> Void
@@ -18,6 +22,10 @@ public final class WorkerLease<C: Clock>: Service, Sendable where C.Duration == 
     private let clock: C
     private let logger: Logger
     private let heldUntil: Mutex<C.Instant?> = Mutex(nil)
+    private let renewedOK = Counter(label: "hyperbatch_worker_lease_renewals_total", dimensions: [("result", "ok")])
+    private let renewFailed = Counter(label: "hyperbatch_worker_lease_renewals_total", dimensions: [("result", "failed")])
+    private let leased = Gauge(label: "hyperbatch_worker_leased_batches")
+    private let lost = Counter(label: "hyperbatch_worker_lease_lost_total")
 
     /// A lease keeper for `store`'s worker.
     public convenience init(store: PostgresJobStore, configuration: LeaseKeeper<C.Instant>.Configuration, clock: C, logger: Logger) {
@@ -56,6 +64,8 @@ public final class WorkerLease<C: Clock>: Service, Sendable where C.Duration == 
                     do {
                         let renewed = try await self.renew()
                         action = keeper.renewed(startedAt: start, now: clock.now)
+                        self.renewedOK.increment()
+                        self.leased.record(renewed)
                         if failures > 0 { self.logger.info("lease renewal recovered", metadata: ["failures": "\(failures)"]) }
                         failures = 0
                         self.logger.debug("leases renewed", metadata: ["batches": "\(renewed)"])
@@ -63,6 +73,7 @@ public final class WorkerLease<C: Clock>: Service, Sendable where C.Duration == 
                         throw CancellationError()
                     } catch {
                         failures += 1
+                        self.renewFailed.increment()
                         action = keeper.failed(now: clock.now)
                         self.logger.warning("lease renewal failed", metadata: ["failures": "\(failures)", "error": "\(error)"])
                     }
@@ -73,6 +84,7 @@ public final class WorkerLease<C: Clock>: Service, Sendable where C.Duration == 
                     case .stop:
                         let reason = "lease renewal failed for longer than the lease allows (\(failures) attempts)"
                         self.gate.close(reason: reason)
+                        self.lost.increment()
                         self.logger.error("worker lease lost; stopping", metadata: ["reason": "\(reason)"])
                         throw PostgresJobStoreError(.leaseLost, reason)
                     }
