@@ -55,6 +55,9 @@ let package = Package(
             name: "HyperbatchPostgres",
             dependencies: [
                 "Hyperbatch",
+                "HyperbatchJobs",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -133,6 +136,7 @@ let package = Package(
                 "HyperbatchEmulator",
                 "HyperbatchPostgres",
                 "HyperbatchSQLite",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "AsyncAlgorithms", package: "swift-async-algorithms"),
                 .product(name: "Logging", package: "swift-log"),
@@ -159,8 +163,9 @@ let package = Package(
         .testTarget(
             name: "HyperbatchPostgresTests",
             dependencies: [
-                "HyperbatchPostgres", "Hyperbatch",
+                "HyperbatchPostgres", "Hyperbatch", "HyperbatchJobs", "HyperbatchTestKit", "HyperbatchEmulator",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict

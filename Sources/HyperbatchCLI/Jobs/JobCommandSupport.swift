@@ -25,10 +25,6 @@ enum ProviderChoice: String, CaseIterable, Sendable {
 enum JobCLI {
     static let defaultStore = "./hyperbatch.sqlite"
 
-    static func openStore(_ path: String) throws -> SQLiteJobStore {
-        try SQLiteJobStore(path: path)
-    }
-
     /// A stable job id for an input file, so rerunning the same command resumes the same job.
     static func jobID(forFile path: String, provider: ProviderKind) -> JobID {
         let absolute = URL(fileURLWithPath: path).standardizedFileURL.path

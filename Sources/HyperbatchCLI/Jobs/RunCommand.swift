@@ -17,7 +17,7 @@ struct RunCommand: AsyncParsableCommand {
     @Option(help: "openai | anthropic | emulator (an in-process emulator, driven through the OpenAI or Anthropic client by the file's format).")
     var provider: String
     @Option(help: "Provider base URL (e.g. a running `hyperbatch emulator`).") var baseURL: String?
-    @Option(help: "SQLite store path.") var store: String = JobCLI.defaultStore
+    @Option(help: "Store: a SQLite file path, or postgres://user@host:port/db.") var store: String = JobCLI.defaultStore
     @Option(help: "Results file (JSONL, one line per custom_id). Default: FILE.results.jsonl") var output: String?
     @Option(help: "Job id (default: derived from the file path, so a rerun resumes).") var job: String?
     @Option(help: "Attempts per request for expired/cancelled/retryable outcomes.") var maxAttempts: Int = 3
@@ -38,7 +38,7 @@ struct RunCommand: AsyncParsableCommand {
         logger.logLevel = verbose ? .info : .error
         let kind = choice.inputKind(file: file)
         let jobID = job.map(JobID.init(rawValue:)) ?? JobCLI.jobID(forFile: file, provider: kind)
-        let store = try JobCLI.openStore(self.store)
+        let store = try await JobCLI.openStore(self.store, leases: true)
         let existing = try await store.job(jobID)
         _ = try await store.createJob(NewJob(id: jobID, provider: kind, maxAttempts: maxAttempts, label: file), at: Date())
 

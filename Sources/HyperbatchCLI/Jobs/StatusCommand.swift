@@ -14,7 +14,7 @@ struct StatusCommand: AsyncParsableCommand {
             """)
 
     @Argument(help: "Job id (all jobs when omitted).") var job: String?
-    @Option(help: "SQLite store path.") var store: String = JobCLI.defaultStore
+    @Option(help: "Store: a SQLite file path, or postgres://user@host:port/db.") var store: String = JobCLI.defaultStore
     @Flag(help: "Print JSON.") var json = false
 
     struct JobStatus: Encodable {
@@ -37,9 +37,9 @@ struct StatusCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let store = try JobCLI.openStore(self.store)
+        let store = try await JobCLI.openStore(self.store)
         let jobs = try await store.listJobs().filter { job == nil || $0.id.rawValue == job }
-        if let job, jobs.isEmpty { throw ValidationFailure("no job \(job) in \(self.store)") }
+        if let job, jobs.isEmpty { throw ValidationFailure("no job \(job) in \(StoreLocation.redacted(self.store))") }
         var out: [JobStatus] = []
         for j in jobs {
             let counts = try await store.requestCounts(job: j.id)
@@ -71,12 +71,12 @@ struct ResultsCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "results", abstract: "Write a job's results, one JSON line per custom_id.")
 
     @Argument(help: "Job id.") var job: String
-    @Option(help: "SQLite store path.") var store: String = JobCLI.defaultStore
+    @Option(help: "Store: a SQLite file path, or postgres://user@host:port/db.") var store: String = JobCLI.defaultStore
     @Option(help: "Output file.") var output: String
 
     func run() async throws {
-        let store = try JobCLI.openStore(self.store)
-        guard try await store.job(JobID(job)) != nil else { throw ValidationFailure("no job \(job) in \(self.store)") }
+        let store = try await JobCLI.openStore(self.store)
+        guard try await store.job(JobID(job)) != nil else { throw ValidationFailure("no job \(job) in \(StoreLocation.redacted(self.store))") }
         let written = try await JobCLI.writeResults(store: store, job: JobID(job), to: output)
         print("\(written) results in \(output)")
     }
@@ -87,14 +87,14 @@ struct CancelCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "cancel", abstract: "Cancel a job and its live provider batches.")
 
     @Argument(help: "Job id.") var job: String
-    @Option(help: "SQLite store path.") var store: String = JobCLI.defaultStore
+    @Option(help: "Store: a SQLite file path, or postgres://user@host:port/db.") var store: String = JobCLI.defaultStore
     @Option(help: "openai | anthropic | emulator (with --base-url).") var provider: String
     @Option(help: "Provider base URL.") var baseURL: String?
 
     func run() async throws {
         guard let choice = ProviderChoice(rawValue: provider) else { throw ValidationError("--provider must be openai, anthropic or emulator") }
-        let store = try JobCLI.openStore(self.store)
-        guard let record = try await store.job(JobID(job)) else { throw ValidationFailure("no job \(job) in \(self.store)") }
+        let store = try await JobCLI.openStore(self.store)
+        guard let record = try await store.job(JobID(job)) else { throw ValidationFailure("no job \(job) in \(StoreLocation.redacted(self.store))") }
         try await JobCLI.withProvider(choice, kind: record.provider, baseURL: baseURL, logger: Logger(label: "hyperbatch.cancel")) { provider in
             try await JobCLI.withRunner(store: store, provider: provider, configuration: PipelineConfiguration(), logger: Logger(label: "hyperbatch.cancel")) {
                 try await $0.cancel(JobID(job))

@@ -1,0 +1,207 @@
+import AsyncHTTPClient
+import Foundation
+import HyperbatchEmulator
+import Logging
+import PostgresNIO
+import Testing
+
+/// Three `hyperbatch worker` processes share one job in PostgreSQL; one is SIGKILLed midway. The emulator is a
+/// separate `hyperbatch emulator` process. At the end: every request has exactly one terminal result and one outcome
+/// event, no custom_id is lost or duplicated, no provider batch was created twice, and the work was spread over
+/// several workers (the killed worker's batches were taken over by the others).
+///
+/// Needs the debug binary (`swift build` builds it) and a server (`HYPERBATCH_POSTGRES_URL`).
+@Suite(.enabled(if: PostgresTestEnvironment.url != nil, "HYPERBATCH_POSTGRES_URL not set: PostgreSQL tests skipped"))
+struct MultiWorkerTests {
+    static let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static let binary = packageRoot.appendingPathComponent(".build/debug/hyperbatch").path
+    static let logger = Logger(label: "test.multiworker")
+
+    struct Failure: Error, CustomStringConvertible { var description: String }
+
+    func spawn(_ arguments: [String], log: String? = nil) throws -> Process {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: Self.binary)
+        p.arguments = arguments
+        if let log {
+            FileManager.default.createFile(atPath: log, contents: nil)
+            let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
+            p.standardOutput = handle
+            p.standardError = handle
+        } else {
+            p.standardOutput = FileHandle.nullDevice
+            p.standardError = FileHandle.nullDevice
+        }
+        try p.run()
+        return p
+    }
+
+    func stats(_ port: Int) async throws -> EmulatorStats {
+        let response = try await HTTPClient.shared.get(url: "http://127.0.0.1:\(port)/_emulator/stats").get()
+        let body = response.body.map { Data($0.readableBytesView) } ?? Data()
+        return try JSONDecoder().decode(EmulatorStats.self, from: body)
+    }
+
+    /// The test server URL with its database replaced by `database`.
+    func url(database: String) throws -> String {
+        guard var components = URLComponents(string: PostgresTestEnvironment.url ?? "") else { throw Failure(description: "bad server URL") }
+        components.path = "/" + database
+        components.query = nil
+        return try #require(components.string)
+    }
+
+    func scalar(_ client: PostgresClient, _ query: PostgresQuery) async throws -> Int {
+        for try await n in try await client.query(query, logger: Self.logger).decode(Int.self) { return n }
+        return 0
+    }
+
+    @Test("3 workers, one SIGKILLed midway: one result per request, no provider batch created twice", .timeLimit(.minutes(5)))
+    func threeWorkersOneKilled() async throws {
+        try #require(FileManager.default.isExecutableFile(atPath: Self.binary), "build the CLI first: \(Self.binary) is missing")
+        let count = 3_000
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("hb-mw-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        var lines = ""
+        for i in 0..<count {
+            lines += #"{"custom_id":"mw-\#(i)","method":"POST","url":"/v1/chat/completions","body":{"model":"gpt-4o-mini","messages":[{"role":"user","content":"n \#(i)"}]}}"# + "\n"
+        }
+        let input = dir.appendingPathComponent("requests.jsonl").path
+        FileManager.default.createFile(atPath: input, contents: Data(lines.utf8))
+
+        // A database of its own (generated name, safe to splice), dropped at the end.
+        let database = "hb_mw_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased()
+        try await PostgresTestEnvironment.withClient { admin in
+            try await admin.query(PostgresQuery(unsafeSQL: "CREATE DATABASE \(database)"), logger: Self.logger)
+        }
+        defer {
+            let drop = database
+            Task { try? await PostgresTestEnvironment.withClient { admin in
+                try await admin.query(PostgresQuery(unsafeSQL: "DROP DATABASE IF EXISTS \(drop) WITH (FORCE)"), logger: Self.logger)
+            } }
+        }
+        let store = try url(database: database)
+
+        let port = Int.random(in: 20_000..<40_000)
+        let emulator = try spawn(["emulator", "--port", "\(port)", "--rate", "1500"])
+        defer { emulator.terminate() }
+        var ready = false
+        for _ in 0..<200 where !ready {
+            if (try? await stats(port)) != nil { ready = true } else { try await Task.sleep(for: .milliseconds(50)) }
+        }
+        try #require(ready, "emulator did not start")
+
+        let submit = try spawn(["submit", input, "--provider", "emulator", "--store", store, "--job", "mw"], log: dir.appendingPathComponent("submit.log").path)
+        submit.waitUntilExit()
+        try #require(submit.terminationStatus == 0, "submit failed: \((try? String(contentsOfFile: dir.appendingPathComponent("submit.log").path, encoding: .utf8)) ?? "")")
+
+        var workers: [String: Process] = [:]
+        for name in ["w1", "w2", "w3"] {
+            workers[name] = try spawn([
+                "worker", "--provider", "emulator", "--base-url", "http://127.0.0.1:\(port)/v1", "--store", store,
+                "--poll-initial", "0.05", "--max-batch-requests", "50", "--lease-seconds", "2", "--worker-id", name,
+            ], log: dir.appendingPathComponent("\(name).log").path)
+        }
+        defer { for p in workers.values where p.isRunning { kill(p.processIdentifier, SIGKILL) } }
+
+        var configuration = try PostgresTestEnvironment.configuration()
+        configuration.database = database
+        let client = PostgresClient(configuration: configuration)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { await client.run() }
+            defer { group.cancelAll() }
+
+            // Midway: once w2 holds live batches and part of the job is done, SIGKILL it.
+            var killedHeld = 0
+            let killDeadline = ContinuousClock.now.advanced(by: .seconds(60))
+            while ContinuousClock.now < killDeadline {
+                let held = try await scalar(client, """
+                    SELECT count(*)::int8 FROM hb_batch WHERE lease_owner = 'w2' AND state IN ('building','uploading','submitted','ended')
+                    """)
+                let done = try await scalar(client, "SELECT count(*)::int8 FROM hb_request WHERE state = 'succeeded'")
+                if held > 0 && done >= count / 5 {
+                    killedHeld = held
+                    break
+                }
+                try await Task.sleep(for: .milliseconds(20))
+            }
+            let w2 = try #require(workers["w2"])
+            kill(w2.processIdentifier, SIGKILL)
+            w2.waitUntilExit()
+            try #require(killedHeld > 0, "w2 never held a live batch with part of the job done: no midway kill")
+
+            // Bounded wait for the job to finish.
+            let deadline = ContinuousClock.now.advanced(by: .seconds(150))
+            var finished = false
+            while !finished {
+                let state = try await scalar(client, "SELECT count(*)::int8 FROM hb_job WHERE id = 'mw' AND state = 'finished'")
+                finished = state == 1
+                if finished { break }
+                if ContinuousClock.now >= deadline {
+                    let open = try await scalar(client, "SELECT count(*)::int8 FROM hb_request WHERE state IN ('pending','packed','submitted')")
+                    let live = try await scalar(client, "SELECT count(*)::int8 FROM hb_batch WHERE state IN ('building','uploading','submitted','ended')")
+                    Issue.record("job did not finish within 150 s after the kill: \(open) requests open, \(live) live batches (logs in \(dir.path))")
+                    return
+                }
+                for (name, p) in workers where name != "w2" && !p.isRunning {
+                    Issue.record("worker \(name) exited early with status \(p.terminationStatus)")
+                    return
+                }
+                try await Task.sleep(for: .milliseconds(100))
+            }
+
+            // Every request: exactly one terminal state and exactly one outcome event.
+            #expect(try await scalar(client, "SELECT count(*)::int8 FROM hb_request WHERE job_id = 'mw'") == count)
+            #expect(try await scalar(client, "SELECT count(*)::int8 FROM hb_request WHERE job_id = 'mw' AND state = 'succeeded'") == count)
+            #expect(try await scalar(client, "SELECT count(DISTINCT custom_id)::int8 FROM hb_request WHERE job_id = 'mw'") == count)
+            #expect(try await scalar(client, "SELECT count(*)::int8 FROM hb_outcome WHERE job_id = 'mw'") == count)
+            #expect(try await scalar(client, "SELECT count(DISTINCT request_id)::int8 FROM hb_outcome WHERE job_id = 'mw'") == count)
+            // Work was spread: batches claimed by more than one worker, and the killed worker's live batches were
+            // taken over and finished by the others.
+            let claimers = try await scalar(client, "SELECT count(DISTINCT claimed_by)::int8 FROM hb_batch WHERE job_id = 'mw'")
+            #expect(claimers >= 2, "batches claimed by \(claimers) worker(s)")
+            let takeovers = try await scalar(client, "SELECT COALESCE(sum(lease_takeovers), 0)::int8 FROM hb_batch WHERE job_id = 'mw'")
+            #expect(takeovers >= killedHeld, "\(takeovers) takeovers for \(killedHeld) batches held by the killed worker")
+            #expect(try await scalar(client, "SELECT count(*)::int8 FROM hb_batch WHERE job_id = 'mw' AND lease_owner = 'w2' AND state <> 'abandoned' AND reconciled_at IS NULL") == 0)
+            var perWorker: [String] = []
+            for try await (claimer, owner, n) in try await client.query(
+                "SELECT claimed_by, COALESCE(lease_owner, '-'), count(*)::int8 FROM hb_batch WHERE job_id = 'mw' GROUP BY 1, 2 ORDER BY 1, 2",
+                logger: Self.logger
+            ).decode((String, String, Int).self) { perWorker.append("\(claimer)→\(owner): \(n)") }
+            print("multi-worker: w2 held \(killedHeld) live batches when killed; \(takeovers) takeovers; batches claimed→finished by: \(perWorker.joined(separator: ", "))")
+            let reconciledByOthers = try await scalar(client, "SELECT count(*)::int8 FROM hb_batch WHERE claimed_by = 'w2' AND lease_owner <> 'w2'")
+            #expect(reconciledByOthers >= 1, "no batch of the killed worker was finished by another worker")
+        }
+
+        // The results file, written by the CLI: one line per custom_id, all succeeded.
+        let output = dir.appendingPathComponent("results.jsonl").path
+        let results = try spawn(["results", "mw", "--store", store, "--output", output])
+        results.waitUntilExit()
+        #expect(results.terminationStatus == 0)
+        var seen: [String: Int] = [:]
+        for line in try String(contentsOfFile: output, encoding: .utf8).split(separator: "\n") {
+            let object = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
+            let id = try #require(object?["custom_id"] as? String)
+            seen[id, default: 0] += 1
+            #expect(object?["status"] as? String == "succeeded")
+        }
+        #expect(seen.count == count)
+        #expect(seen.values.allSatisfy { $0 == 1 })
+
+        // The provider side: no batch created twice, no tag created twice, every request sent exactly once.
+        let s = try await stats(port)
+        #expect(s.duplicateSubmissions == 0)
+        let tags = s.batches.compactMap { $0.metadata["hyperbatch_tag"] }
+        #expect(Set(tags).count == tags.count)
+        #expect(s.batches.map(\.requestCount).reduce(0, +) == count)
+
+        // SIGTERM: graceful shutdown, exit status 0.
+        for name in ["w1", "w3"] {
+            guard let p = workers[name] else { continue }
+            #expect(p.isRunning, "\(name) should still be running")
+            p.terminate()
+            p.waitUntilExit()
+            #expect(p.terminationReason == .exit && p.terminationStatus == 0, "\(name) exit \(p.terminationStatus)")
+        }
+    }
+}
