@@ -4,13 +4,24 @@ import PostgresNIO
 import Testing
 
 /// A `hyperbatch worker` whose lease renewals keep failing stops and exits (non-zero) instead of working on with
-/// leases other workers may already consider expired. The renewals are made to fail by renaming the heartbeat table.
+/// leases other workers may already consider expired. The renewals are made to fail by renaming the heartbeat table
+/// (every renewal errors at once), or to hang by holding a lock on it (renewals block).
 @Suite(.enabled(if: PostgresTestEnvironment.url != nil, "HYPERBATCH_POSTGRES_URL not set: PostgreSQL tests skipped"))
 struct WorkerLeaseLossTests {
     static let logger = Logger(label: "test.leaseloss")
+    /// Waits (at most 30 s) for the worker to exit; returns how long it took.
+    static func waitForExit(_ worker: Process) async throws -> Duration {
+        let broken = ContinuousClock.now
+        while worker.isRunning && ContinuousClock.now < broken.advanced(by: .seconds(30)) {
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        return ContinuousClock.now - broken
+    }
 
-    @Test("a worker that cannot renew its lease exits", .timeLimit(.minutes(2)))
-    func workerExitsWhenRenewalKeepsFailing() async throws {
+    enum Breakage: String, CaseIterable, Sendable { case renameTable, holdLock }
+
+    @Test("a worker that cannot renew its lease exits", .timeLimit(.minutes(2)), arguments: Breakage.allCases)
+    func workerExitsWhenRenewalKeepsFailing(_ breakage: Breakage) async throws {
         try #require(FileManager.default.isExecutableFile(atPath: MultiWorkerTests.binary), "build the CLI first")
         let database = "hb_ll_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased()
         try await PostgresTestEnvironment.withClient { admin in
@@ -25,7 +36,7 @@ struct WorkerLeaseLossTests {
         var configuration = try PostgresTestEnvironment.configuration()
         configuration.database = database
         let client = PostgresClient(configuration: configuration)
-        try await withThrowingTaskGroup(of: Void.self) { group in
+        let elapsed = try await withThrowingTaskGroup(of: Void.self) { group -> Duration in
             group.addTask { await client.run() }
             defer { group.cancelAll() }
             // Wait for the worker's first heartbeat.
@@ -37,17 +48,25 @@ struct WorkerLeaseLossTests {
             }
             try #require(registered, "the worker never recorded a heartbeat")
             #expect(worker.isRunning)
-            try await client.query("ALTER TABLE hb_worker RENAME TO hb_worker_gone", logger: Self.logger)
-        }
-        let broken = ContinuousClock.now
-        while worker.isRunning && ContinuousClock.now < broken.advanced(by: .seconds(30)) {
-            try await Task.sleep(for: .milliseconds(50))
+            switch breakage {
+            case .renameTable:
+                try await client.query("ALTER TABLE hb_worker RENAME TO hb_worker_gone", logger: Self.logger)
+                return try await Self.waitForExit(worker)
+            case .holdLock:
+                return try await client.withConnection { connection in
+                    try await connection.query("BEGIN", logger: Self.logger)
+                    try await connection.query("LOCK TABLE hb_worker IN ACCESS EXCLUSIVE MODE", logger: Self.logger)
+                    let elapsed = try await Self.waitForExit(worker)
+                    try await connection.query("ROLLBACK", logger: Self.logger)
+                    return elapsed
+                }
+            }
         }
         let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
         try #require(!worker.isRunning, "the worker kept running 30 s after its renewals started failing")
         #expect(worker.terminationStatus != 0)
         // Lease 2 s: it must give up within the lease (plus process shutdown), well before 10 s.
-        #expect(ContinuousClock.now - broken < .seconds(10))
+        #expect(elapsed < .seconds(10), "exited \(elapsed) after the breakage")
         #expect(text.contains("leaseLost") || text.contains("lease lost"), "log: \(text.suffix(800))")
         try? await PostgresTestEnvironment.withClient { admin in
             try await admin.query(PostgresQuery(unsafeSQL: "DROP DATABASE IF EXISTS \(database) WITH (FORCE)"), logger: Self.logger)

@@ -466,9 +466,14 @@ public struct PostgresJobStore: JobStore {
     // MARK: Leases
 
     /// Extends every lease this worker holds on a live batch and records its heartbeat. Returns the batches renewed.
+    /// The server gives up on it after a third of the lease (`statement_timeout`, `lock_timeout`), so a renewal stuck
+    /// behind a lock fails in time for the ``WorkerLease`` to decide.
     @discardableResult
     public func renewLeases() async throws -> Int {
-        try await transaction { c in
+        let timeout = "\(max(1, Int(leaseSeconds * 1000 / 3)))ms"
+        return try await transaction { c in
+            try await c.query(
+                "SELECT set_config('statement_timeout', \(timeout), true), set_config('lock_timeout', \(timeout), true)", logger: logger)
             try await c.query("""
                 INSERT INTO hb_worker (id, started_at, heartbeat_at, expires_at)
                 VALUES (\(worker), clock_timestamp(), clock_timestamp(), clock_timestamp() + make_interval(secs => \(leaseSeconds)))

@@ -62,7 +62,7 @@ public final class WorkerLease<C: Clock>: Service, Sendable where C.Duration == 
                     let start = clock.now
                     let action: LeaseKeeper<C.Instant>.Action
                     do {
-                        let renewed = try await self.renew()
+                        let renewed = try await Abandonable.run(self.renew)
                         action = keeper.renewed(startedAt: start, now: clock.now)
                         self.renewedOK.increment()
                         self.leased.record(renewed)
@@ -91,8 +91,63 @@ public final class WorkerLease<C: Clock>: Service, Sendable where C.Duration == 
                 }
             }
         } catch is CancellationError {
-            // Graceful shutdown (or the group stopping): hand the batches over at once.
-            do { try await release() } catch { logger.warning("releasing leases failed; they expire on their own", metadata: ["error": "\(error)"]) }
+            // Graceful shutdown (or the group stopping): hand the batches over at once, unless the leases are already
+            // lost (the database is then not answering in time; they expire on their own).
+            guard gate.isOpen else { return }
+            do { try await Abandonable.run(release) } catch {
+                logger.warning("releasing leases failed; they expire on their own", metadata: ["error": "\(error)"])
+            }
+        }
+    }
+}
+
+/// Awaits an operation but stops waiting when the caller is cancelled, even if the operation ignores cancellation
+/// (a database call blocked on a lock or a dead connection): the operation then finishes or fails on its own in an
+/// unstructured task, and its result is dropped. This is what lets a worker whose renewal hangs still shut down.
+enum Abandonable {
+    static func run<T: Sendable>(_ operation: @escaping @Sendable () async throws -> T) async throws -> T {
+        let slot = Slot<T>()
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
+                slot.set(continuation)
+                if Task.isCancelled {
+                    slot.resume(with: .failure(CancellationError()))
+                    return
+                }
+                Task {
+                    do { slot.resume(with: .success(try await operation())) } catch { slot.resume(with: .failure(error)) }
+                }
+            }
+        } onCancel: {
+            slot.resume(with: .failure(CancellationError()))
+        }
+    }
+
+    /// The continuation, resumed once by whichever comes first: the result or the cancellation.
+    final class Slot<T: Sendable>: Sendable {
+        private let state = Mutex<(continuation: CheckedContinuation<T, any Error>?, early: Result<T, any Error>?, done: Bool)>((nil, nil, false))
+
+        func set(_ continuation: CheckedContinuation<T, any Error>) {
+            let early = state.withLock { s -> Result<T, any Error>? in
+                if s.done, let early = s.early { return early }
+                s.continuation = continuation
+                return nil
+            }
+            if let early { continuation.resume(with: early) }
+        }
+
+        func resume(with result: Result<T, any Error>) {
+            let continuation = state.withLock { s -> CheckedContinuation<T, any Error>? in
+                if s.done { return nil }
+                s.done = true
+                guard let c = s.continuation else {
+                    s.early = result
+                    return nil
+                }
+                s.continuation = nil
+                return c
+            }
+            continuation?.resume(with: result)
         }
     }
 }
