@@ -66,6 +66,24 @@ import Testing
         #expect(log.all.map(\.count) == [16, 8, 12])
     }
 
+    @Test func theFirstBatchOfAKeyAlreadyUsesTheControllersLimit() async throws {
+        var configuration = BatchConfiguration(maxBatchSize: 16, maxWait: .milliseconds(10), flushPolicy: .fillOrWait)
+        configuration.adaptiveBatchSize = AdaptiveBatchSizeConfiguration(initialBatchSize: 4, increase: 4)
+        let log = CallLog()
+        try await ClockedBatcher<String, Int, Int, ManualClock>.withBatcher(
+            configuration: configuration, clock: ManualClock(),
+            handler: { _, inputs in
+                log.record(inputs)
+                return inputs.map { .success($0) }
+            }
+        ) { batcher in
+            #expect(batcher.batchSizeLimit(for: "k") == 4)
+            _ = await batcher.submit(contentsOf: Array(0..<12), key: "k")
+            #expect(batcher.batchSizeLimit(for: "k") == 8, "+4 after the first healthy full batch; the others were below the new limit")
+        }
+        #expect(log.all.map(\.count) == [4, 4, 4], "cut at the controller's starting limit, not at maxBatchSize 16")
+    }
+
     @Test func learnedLatencyIsReported() async throws {
         var configuration = BatchConfiguration(maxBatchSize: 4, maxWait: .milliseconds(10), flushPolicy: .fillOrWait)
         configuration.learnsHandlerLatency = true

@@ -75,6 +75,9 @@ where C.Duration == Duration {
         @usableFromInline var idleWorkers: [UnsafeContinuation<Ready?, Never>] = []
         /// Workers started or requested.
         @usableFromInline var workers = 0
+        /// Workers that will look at `readyBatches` before going idle (just started, or just finished a batch with
+        /// nothing of their own next): ready work they will take needs no new worker.
+        @usableFromInline var lookingWorkers = 0
         /// Per-key AIMD limit and latency fit (only with `adaptiveBatchSize` or `learnsHandlerLatency`).
         @usableFromInline var adaptation: [Key: KeyAdaptation<C.Instant>] = [:]
     }
@@ -328,6 +331,7 @@ where C.Duration == Duration {
             var effects = Self.collect(actions, into: &state)
             if let batch { return (.batch(batch), effects) }
             let next = state.readyBatches.popFirst()
+            if next == nil { state.lookingWorkers += 1 }
             effects.wakeIfFinished(&state)
             return (next, effects)
         }
@@ -337,8 +341,16 @@ where C.Duration == Duration {
 
     /// Waits for a dispatched batch; nil once the batcher has finished.
     @inlinable func nextBatch() async -> Ready? {
-        await withUnsafeContinuation { (continuation: UnsafeContinuation<Ready?, Never>) in
+        // Work that became ready while this worker was on its way back is taken without suspending.
+        let ready = state.withLock { state -> Ready?? in
+            guard let batch = state.readyBatches.popFirst() else { return nil }
+            state.lookingWorkers -= 1
+            return .some(batch)
+        }
+        if let ready { return ready }
+        return await withUnsafeContinuation { (continuation: UnsafeContinuation<Ready?, Never>) in
             let ready = state.withLock { state -> Ready?? in
+                state.lookingWorkers -= 1
                 if let batch = state.readyBatches.popFirst() { return .some(batch) }
                 if state.machine.isFinished { return .some(nil) }
                 state.idleWorkers.append(continuation)
@@ -400,6 +412,7 @@ where C.Duration == Duration {
                 : !actions.claims.isEmpty ? .claim(actions.claims.removeFirst()) : nil
             var effects = Self.collect(actions, into: &state)
             let next = mine ?? state.readyBatches.popFirst()
+            if next == nil { state.lookingWorkers += 1 }
             effects.wakeIfFinished(&state)
             return (waiters, next, effects)
         }
@@ -527,8 +540,13 @@ where C.Duration == Duration {
                 return
             }
             state.readyBatches.append(ready)
-            if state.workers < state.machine.configuration.maxTotalConcurrentBatches {
+            // A new worker only when the workers about to look for work cannot take it all (a lone caller's item
+            // then costs no extra task while the worker that answered it is on its way back).
+            if state.readyBatches.count > state.lookingWorkers,
+                state.workers < state.machine.configuration.maxTotalConcurrentBatches
+            {
                 state.workers += 1
+                state.lookingWorkers += 1
                 state.work.append(.worker)
             }
         }
