@@ -39,8 +39,12 @@ enum AnthropicLineCoding {
                 throw ProviderResultDecodingError(line: lineNumber, reason: "succeeded without message")
             }
             let body: [UInt8]
-            do { body = try Wire.reencode(message) } catch {
-                throw ProviderResultDecodingError(line: lineNumber, reason: "message not serializable")
+            if let raw = RawJSON.range(of: ["result", "message"], in: bytes) {
+                body = Array(bytes[raw])
+            } else {
+                do { body = try Wire.reencode(message) } catch {
+                    throw ProviderResultDecodingError(line: lineNumber, reason: "message not serializable")
+                }
             }
             var usage: TokenUsage?
             if let u = (message as? [String: Any])?["usage"] as? [String: Any], let input = Wire.int(u["input_tokens"]) {

@@ -1,3 +1,8 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import NIOCore
 
 /// Splits a byte stream that arrives in arbitrary chunks into `\n`-terminated lines; a line may span chunks.
@@ -9,7 +14,32 @@ struct LineSplitter {
 
     /// Feeds one chunk; returns the lines it completed (without their terminators).
     mutating func append(_ chunk: ByteBuffer) -> [[UInt8]] {
-        chunk.withUnsafeReadableBytes { append(bytes: $0) }
+        chunk.withUnsafeReadableBytes { raw in
+            raw.withMemoryRebound(to: UInt8.self) { append(contiguous: $0) }
+        }
+    }
+
+    /// Feeds contiguous bytes, finding newlines with `memchr` and copying whole runs (not byte by byte).
+    mutating func append(contiguous bytes: UnsafeBufferPointer<UInt8>) -> [[UInt8]] {
+        guard let base = bytes.baseAddress else { return [] }
+        var lines: [[UInt8]] = []
+        var start = 0
+        while start < bytes.count {
+            guard let hit = memchr(base + start, Int32(UInt8(ascii: "\n")), bytes.count - start) else {
+                partial.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[start...]))
+                break
+            }
+            let end = start + UnsafeRawPointer(base + start).distance(to: UnsafeRawPointer(hit))
+            if partial.isEmpty {
+                if let line = Self.trimmed(Array(UnsafeBufferPointer(rebasing: bytes[start..<end]))) { lines.append(line) }
+            } else {
+                partial.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[start..<end]))
+                if let line = Self.trimmed(partial) { lines.append(line) }
+                partial.removeAll(keepingCapacity: true)
+            }
+            start = end + 1
+        }
+        return lines
     }
 
     /// Feeds raw bytes; returns the lines they completed.

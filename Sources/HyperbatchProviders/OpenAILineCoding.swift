@@ -50,11 +50,15 @@ enum OpenAILineCoding {
             guard let body else {
                 throw ProviderResultDecodingError(line: lineNumber, reason: "response without body")
             }
-            let bytes: [UInt8]
-            do { bytes = try Wire.reencode(body) } catch {
-                throw ProviderResultDecodingError(line: lineNumber, reason: "body not serializable")
+            let bodyBytes: [UInt8]
+            if let raw = RawJSON.range(of: ["response", "body"], in: bytes) {
+                bodyBytes = Array(bytes[raw])
+            } else {
+                do { bodyBytes = try Wire.reencode(body) } catch {
+                    throw ProviderResultDecodingError(line: lineNumber, reason: "body not serializable")
+                }
             }
-            return ProviderResultLine(customID: customID, outcome: .succeeded(body: bytes, usage: usage(of: body)))
+            return ProviderResultLine(customID: customID, outcome: .succeeded(body: bodyBytes, usage: usage(of: body)))
         }
         if let error = object["error"] as? [String: Any] {
             switch error["code"] as? String {

@@ -116,7 +116,6 @@ import Testing
             #expect(ended.errorFileID == nil)
             let observed = try await Self.consume(provider, ended, endpoint)
             Self.check(observed, ids: input.map(\.customID))
-            print("openai: \(observed.total) bytes, first chunk at \(observed.sentAtFirstChunk ?? -1)")
         }
     }
 
@@ -138,7 +137,6 @@ import Testing
             #expect(ended.phase == .ended(.completed))
             let observed = try await Self.consume(provider, ended, endpoint)
             Self.check(observed, ids: input.map(\.customID))
-            print("anthropic: \(observed.total) bytes, first chunk at \(observed.sentAtFirstChunk ?? -1)")
         }
     }
 }

@@ -72,3 +72,19 @@ import Testing
         #expect(throws: ProviderResultDecodingError.self) { try anthropic(#"{"custom_id":"a","result":{"type":"weird"}}"#) }
     }
 }
+
+/// The raw-member scanner used to hand result bodies on unparsed.
+@Suite struct RawJSONTests {
+    @Test func findsNestedMembersPastStringsEscapesAndNesting() throws {
+        let text = #"{"id":"x","custom_id":"a\"}{","response":{"status_code":200,"request_id":"r","body": {"k":[1,{"x":"}"}],"s":"\\"} },"error":null}"#
+        let bytes = Array(text.utf8)
+        let range = try #require(RawJSON.range(of: ["response", "body"], in: bytes))
+        #expect(String(decoding: bytes[range], as: UTF8.self) == #"{"k":[1,{"x":"}"}],"s":"\\"}"#)
+        let code = try #require(RawJSON.range(of: ["response", "status_code"], in: bytes))
+        #expect(String(decoding: bytes[code], as: UTF8.self) == "200")
+        #expect(RawJSON.range(of: ["error"], in: bytes).map { String(decoding: bytes[$0], as: UTF8.self) } == "null")
+        #expect(RawJSON.range(of: ["response", "missing"], in: bytes) == nil)
+        #expect(RawJSON.range(of: ["custom_id", "x"], in: bytes) == nil)
+        #expect(RawJSON.range(of: ["a"], in: Array(#"{"a":"#.utf8)) == nil)
+    }
+}
