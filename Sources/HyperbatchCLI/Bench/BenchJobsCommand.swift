@@ -62,11 +62,11 @@ struct BenchJobsCommand: AsyncParsableCommand {
                 p.baseline = base.name
             }
             phases.append(p)
-            if !json { print(Self.line(p)) }
+            if !json { FileHandle.standardOutput.write(Data((Self.line(p) + "\n").utf8)) }
         }
 
         let bytes = try Self.writeInput(to: input, count: requests)
-        if !json { print(String(format: "input: %d requests, %.1f MB at %@", requests, Double(bytes) / 1e6, input)) }
+        if !json { FileHandle.standardOutput.write(Data(String(format: "input: %d requests, %.1f MB at %@\n", requests, Double(bytes) / 1e6, input).utf8)) }
 
         // Baselines.
         var t = ContinuousClock.now

@@ -9,17 +9,20 @@ public struct Reconciler<P: BatchProvider>: Sendable {
     public let logger: Logger
     let onPhase: (@Sendable (PipelinePhase, Int64) async throws -> Void)?
     let now: @Sendable () -> Date
-    /// Result lines per ``JobStore/applyResults(batch:_:at:)`` transaction. Providers return results in their own
+    /// Most result lines per ``JobStore/applyResults(batch:_:at:)`` transaction. Providers return results in their own
     /// order, so each line updates a different stored page; large transactions write each page once for many lines.
     public let applyChunkSize: Int
+    /// Most response bytes held for one transaction (bounds memory when responses are large).
+    public let applyChunkBytes: Int
 
     /// Creates a reconciler.
     public init(
         store: any JobStore, provider: P, logger: Logger,
         onPhase: (@Sendable (PipelinePhase, Int64) async throws -> Void)? = nil, now: @escaping @Sendable () -> Date = { Date() },
-        applyChunkSize: Int = 10_000
+        applyChunkSize: Int = 50_000, applyChunkBytes: Int = 32 << 20
     ) {
         self.applyChunkSize = Swift.max(1, applyChunkSize)
+        self.applyChunkBytes = Swift.max(1, applyChunkBytes)
         self.store = store
         self.provider = provider
         self.logger = logger
@@ -52,11 +55,13 @@ public struct Reconciler<P: BatchProvider>: Sendable {
         if let known { status = known } else { status = try await provider.retrieveBatch(id: id) }
         guard status.phase.isEnded else { return ApplySummary() }
         var total = ApplySummary()
-        let store = self.store, now = self.now, onPhase = self.onPhase, applyChunkSize = self.applyChunkSize
+        let store = self.store, now = self.now, onPhase = self.onPhase, applyChunkSize = self.applyChunkSize, applyChunkBytes = self.applyChunkBytes
         var pending: [ProviderResultLine] = []
+        var pendingBytes = 0
         func apply() async throws {
             let s = try await store.applyResults(batch: batch.id, pending, at: now())
-            pending.removeAll(keepingCapacity: true)
+            pending.removeAll(keepingCapacity: false)
+            pendingBytes = 0
             total.finished += s.finished
             total.retried += s.retried
             total.ignored += s.ignored
@@ -64,7 +69,11 @@ public struct Reconciler<P: BatchProvider>: Sendable {
         }
         try await provider.streamResults(of: status) { chunk in
             pending.append(contentsOf: chunk)
-            if pending.count >= applyChunkSize { try await apply() }
+            for line in chunk {
+                pendingBytes += line.customID.utf8.count
+                if case let .succeeded(body, _) = line.outcome { pendingBytes += body.count }
+            }
+            if pending.count >= applyChunkSize || pendingBytes >= applyChunkBytes { try await apply() }
         }
         if !pending.isEmpty { try await apply() }
         let s = try await store.finishReconcile(batch: batch.id, missing: Self.missingOutcome(for: status), at: now())

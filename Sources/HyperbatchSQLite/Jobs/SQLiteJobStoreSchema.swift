@@ -95,6 +95,24 @@ enum SQLiteJobStoreSchema {
                 CREATE INDEX hb_request_in_flight ON hb_request (provider, endpoint, model, tenant) WHERE state IN ('packed','submitted');
                 """)
         }
+        // v3: responses are appended in arrival order (their own rowid) with a unique index on the request, instead of
+        // being keyed by request id: providers return results in their own order, so keyed inserts landed on random
+        // pages and rewrote most of the table's tail per transaction; now only the small index is written at random.
+        migrator.registerMigration("hb-jobs-v3-append-responses") { db in
+            try db.execute(sql: """
+                CREATE TABLE hb_response_v3 (
+                    seq INTEGER PRIMARY KEY,
+                    request_id INTEGER NOT NULL UNIQUE,
+                    body BLOB NOT NULL,
+                    input_tokens INTEGER,
+                    output_tokens INTEGER
+                );
+                INSERT INTO hb_response_v3 (request_id, body, input_tokens, output_tokens)
+                    SELECT request_id, body, input_tokens, output_tokens FROM hb_response ORDER BY request_id;
+                DROP TABLE hb_response;
+                ALTER TABLE hb_response_v3 RENAME TO hb_response;
+                """)
+        }
         return migrator
     }
 }
