@@ -278,13 +278,14 @@ struct SQLiteBackend: DBBackend {
         }
     }
 
+    // Single rows format dates the way the writer does, so the ratio measures batching, not date formatting.
     func singleUpdate(_ e: BenchDBCommand.Entity) async throws {
-        try await pool.write { try $0.execute(sql: "UPDATE entities SET hp = ?, updated_at = ? WHERE id = ?", arguments: [e.hp, e.updatedAt, e.id]) }
+        try await pool.write { try $0.execute(sql: "UPDATE entities SET hp = ?, updated_at = ? WHERE id = ?", arguments: [e.hp, SQLiteDateText.string(e.updatedAt), e.id]) }
     }
 
     func singleInsert(_ e: BenchDBCommand.Entity) async throws {
         try await pool.write {
-            try $0.execute(sql: "INSERT INTO entities (id, hp, state, updated_at) VALUES (?, ?, ?, ?)", arguments: [e.id, e.hp, e.state, e.updatedAt])
+            try $0.execute(sql: "INSERT INTO entities (id, hp, state, updated_at) VALUES (?, ?, ?, ?)", arguments: [e.id, e.hp, e.state, SQLiteDateText.string(e.updatedAt)])
         }
     }
 

@@ -92,7 +92,7 @@ public struct SQLiteBatchWriter<Row: Sendable>: Sendable {
             case let (.double, .int(x)): return Double(x)
             case let (.bool, .bool(x)): return x
             case let (.text, .text(x)), let (.jsonb, .text(x)): return x
-            case let (.timestamptz, .date(x)): return x
+            case let (.timestamptz, .date(x)): return SQLiteDateText.string(x) // GRDB's text, without DateFormatter
             default: throw BatchWriterError.typeMismatch(column: c.name)
             }
         }
