@@ -10,12 +10,18 @@ public struct SQLiteBatchWriter<Row: Sendable>: Sendable {
     public let table: WriterTable<Row>
     private let writer: any DatabaseWriter
     private let sql: String
+    /// Column indices in the statement's placeholder order (UPDATE: values then keys; INSERT/UPSERT: columns).
+    private let placeholderColumns: [Int]
 
     /// A writer for `table` through `writer` (a `DatabaseQueue` or `DatabasePool`); throws if the table cannot be rendered.
     public init(writer: any DatabaseWriter, table: WriterTable<Row>) throws {
         self.writer = writer
         self.table = table
         self.sql = try Self.render(table)
+        let indices = Array(table.columns.indices)
+        self.placeholderColumns = table.operation == .update
+            ? indices.filter { !table.columns[$0].isKey } + indices.filter { table.columns[$0].isKey }
+            : indices
     }
 
     /// The `Batcher` handler: applies one batch and returns one `Result` per row, in input order.
@@ -31,12 +37,13 @@ public struct SQLiteBatchWriter<Row: Sendable>: Sendable {
         let order = table.lockOrder(rows)
         let values: [[WriterValue]] = rows.map { row in table.columns.map { $0.value(row) } }
         let sql = self.sql
+        let placeholderColumns = self.placeholderColumns
         let outcome: [RowOutcome] = try await writer.write { db in
             var statement = try db.cachedStatement(sql: sql)
             func apply(_ slice: ArraySlice<Int>) throws {
                 for i in slice {
                     do {
-                        try statement.execute(arguments: StatementArguments(try Self.arguments(values[i], table: table)))
+                        try statement.execute(arguments: StatementArguments(try Self.arguments(values[i], placeholderColumns, table)))
                     } catch {
                         // A statement whose last step failed reports that error again on its next reset:
                         // continue with a fresh statement so the next row does not inherit the failure.
@@ -83,28 +90,24 @@ public struct SQLiteBatchWriter<Row: Sendable>: Sendable {
         case failed(any Error)
     }
 
-    /// Arguments in the statement's placeholder order (UPDATE: values then keys; INSERT/UPSERT: columns).
-    private static func arguments(_ row: [WriterValue], table: WriterTable<Row>) throws -> [(any DatabaseValueConvertible)?] {
-        func convert(_ v: WriterValue, _ c: WriterColumn<Row>) throws -> any DatabaseValueConvertible {
-            switch (c.type, v) {
-            case let (.int, .int(x)): return x
-            case let (.double, .double(x)): return x
-            case let (.double, .int(x)): return Double(x)
-            case let (.bool, .bool(x)): return x
-            case let (.text, .text(x)), let (.jsonb, .text(x)): return x
-            case let (.timestamptz, .date(x)): return SQLiteDateText.string(x) // GRDB's text, without DateFormatter
-            default: throw BatchWriterError.typeMismatch(column: c.name)
+    /// One row's arguments in the statement's placeholder order, converted once to `DatabaseValue`s.
+    private static func arguments(_ row: [WriterValue], _ order: [Int], _ table: WriterTable<Row>) throws -> [DatabaseValue] {
+        var out: [DatabaseValue] = []
+        out.reserveCapacity(order.count)
+        for c in order {
+            let column = table.columns[c]
+            switch (column.type, row[c]) {
+            case let (.int, .int(x)): out.append(x.databaseValue)
+            case let (.double, .double(x)): out.append(x.databaseValue)
+            case let (.double, .int(x)): out.append(Double(x).databaseValue)
+            case let (.bool, .bool(x)): out.append(x.databaseValue)
+            case let (.text, .text(x)), let (.jsonb, .text(x)): out.append(x.databaseValue)
+            // GRDB's own text for dates, without its DateFormatter (the largest per-row cost otherwise).
+            case let (.timestamptz, .date(x)): out.append(SQLiteDateText.string(x).databaseValue)
+            default: throw BatchWriterError.typeMismatch(column: column.name)
             }
         }
-        let indexed = Array(zip(table.columns, row))
-        switch table.operation {
-        case .insert, .upsert:
-            return try indexed.map { pair in try convert(pair.1, pair.0) }
-        case .update:
-            let values = try indexed.filter { !$0.0.isKey }.map { pair in try convert(pair.1, pair.0) }
-            let keys = try indexed.filter { $0.0.isKey }.map { pair in try convert(pair.1, pair.0) }
-            return values + keys
-        }
+        return out
     }
 
     /// Renders the per-row statement for `table` (identifiers quoted, values only as `?` placeholders).
