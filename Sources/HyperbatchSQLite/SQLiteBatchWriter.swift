@@ -2,9 +2,9 @@ import Foundation
 import GRDB
 import Hyperbatch
 
-/// Applies batches of rows to a SQLite table in ONE write transaction, one cached prepared statement executed per row
-/// (SQLite has no `UNNEST`; sharing one transaction is the win), and isolates failing rows by bisecting under
-/// savepoints so one bad row never rolls back its neighbours.
+/// Applies batches of rows to a SQLite table in ONE write transaction with cached prepared statements (INSERT/UPSERT:
+/// up to 64 rows per multi-row `VALUES` statement; UPDATE: one execution per row, keys sorted), and isolates failing
+/// rows by bisecting under savepoints so one bad row never rolls back its neighbours.
 public struct SQLiteBatchWriter<Row: Sendable>: Sendable {
     /// The table description the SQL is rendered from.
     public let table: WriterTable<Row>
@@ -38,18 +38,33 @@ public struct SQLiteBatchWriter<Row: Sendable>: Sendable {
         let values: [[WriterValue]] = rows.map { row in table.columns.map { $0.value(row) } }
         let sql = self.sql
         let placeholderColumns = self.placeholderColumns
+        let rowsPerStatement = table.operation == .update ? 1 : max(1, min(64, 999 / max(1, table.columns.count)))
         let outcome: [RowOutcome] = try await writer.write { db in
-            var statement = try db.cachedStatement(sql: sql)
+            // INSERT/UPSERT: up to `rowsPerStatement` rows per multi-row `VALUES` statement (one statement per
+            // chunk size, cached); UPDATE: one row per execution.
+            var statements: [Int: Statement] = [:]
+            func statement(rows n: Int) throws -> Statement {
+                if let s = statements[n] { return s }
+                let s = try db.cachedStatement(sql: n == 1 ? sql : try Self.render(table, rows: n))
+                statements[n] = s
+                return s
+            }
             func apply(_ slice: ArraySlice<Int>) throws {
-                for i in slice {
+                var start = slice.startIndex
+                while start < slice.endIndex {
+                    let n = min(rowsPerStatement, slice.endIndex - start)
+                    var arguments: [DatabaseValue] = []
+                    arguments.reserveCapacity(n * placeholderColumns.count)
+                    for i in slice[start..<(start + n)] { arguments += try Self.arguments(values[i], placeholderColumns, table) }
                     do {
-                        try statement.execute(arguments: StatementArguments(try Self.arguments(values[i], placeholderColumns, table)))
+                        try statement(rows: n).execute(arguments: StatementArguments(arguments))
                     } catch {
                         // A statement whose last step failed reports that error again on its next reset:
-                        // continue with a fresh statement so the next row does not inherit the failure.
-                        statement = try db.makeStatement(sql: sql)
+                        // continue with a fresh statement so the next attempt does not inherit the failure.
+                        statements[n] = try db.makeStatement(sql: n == 1 ? sql : try Self.render(table, rows: n))
                         throw error
                     }
+                    start += n
                 }
             }
             // Fast path: every row in this transaction under one savepoint.
@@ -111,7 +126,8 @@ public struct SQLiteBatchWriter<Row: Sendable>: Sendable {
     }
 
     /// Renders the per-row statement for `table` (identifiers quoted, values only as `?` placeholders).
-    public static func render(_ table: WriterTable<Row>) throws -> String {
+    /// With `rows` > 1 (INSERT/UPSERT only), one statement with that many `VALUES` tuples.
+    public static func render(_ table: WriterTable<Row>, rows: Int = 1) throws -> String {
         let q = WriterTable<Row>.quote
         guard !table.columns.isEmpty else { throw BatchWriterError.invalidTable("no columns") }
         let keys = table.keyColumns
@@ -120,8 +136,9 @@ public struct SQLiteBatchWriter<Row: Sendable>: Sendable {
         if table.operation == .update, others.isEmpty { throw BatchWriterError.invalidTable("update needs a non-key column") }
         switch table.operation {
         case .insert, .upsert:
-            var s = "INSERT INTO \(q(table.name)) (\(table.columns.map { q($0.name) }.joined(separator: ", "))) VALUES ("
-                + table.columns.map { _ in "?" }.joined(separator: ", ") + ")"
+            let tuple = "(" + table.columns.map { _ in "?" }.joined(separator: ", ") + ")"
+            var s = "INSERT INTO \(q(table.name)) (\(table.columns.map { q($0.name) }.joined(separator: ", "))) VALUES "
+                + Array(repeating: tuple, count: max(1, rows)).joined(separator: ", ")
             if table.operation == .upsert {
                 s += " ON CONFLICT (\(keys.map { q($0.name) }.joined(separator: ", "))) "
                 s += others.isEmpty
