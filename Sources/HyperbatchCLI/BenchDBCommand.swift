@@ -7,7 +7,11 @@ import HyperbatchSQLite
 import Logging
 import PostgresNIO
 
-/// `hyperbatch bench db`: single-row statements vs the batch writer at several batch sizes, UPDATE and INSERT.
+/// `hyperbatch bench db`: single-row statements vs the batch writer at several batch sizes, UPDATE (random keys) and
+/// INSERT, one connection, baseline and writer in the same run.
+///
+/// Before each measurement the table is settled (PostgreSQL: `VACUUM`; SQLite: WAL checkpoint), untimed, so that
+/// later sizes do not pay for the dead rows and WAL that earlier sizes left behind.
 struct BenchDBCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "db",
@@ -19,8 +23,12 @@ struct BenchDBCommand: AsyncParsableCommand {
     @Option(help: "Rows in the entities table.") var rows: Int = 100_000
     @Option(help: "Operations per measurement.") var ops: Int = 20_000
     @Option(help: "Single-row operations per measurement.") var singleOps: Int = 3_000
+    @Option(help: "At least this many batches per batch size (large sizes would otherwise run only a few).")
+    var minBatches: Int = 20
     @Option(name: .customLong("synchronous-commit"), help: "PostgreSQL synchronous_commit for the session (on/off).")
     var synchronousCommit: String?
+    @Flag(help: "PostgreSQL: after the sweep, show the UPDATE's plan at the largest size (prepared vs bare arrays).")
+    var explain = false
     @Flag(help: "Print one JSON object.") var json = false
 
     struct Entity: Sendable {
@@ -43,12 +51,13 @@ struct BenchDBCommand: AsyncParsableCommand {
         let backend: any DBBackend = url.hasPrefix("sqlite:")
             ? try SQLiteBackend(path: String(url.dropFirst("sqlite:".count)))
             : try PostgresBackend(url: url, synchronousCommit: synchronousCommit)
-        let lines = try await Self.measure(backend, rows: rows, ops: ops, singleOps: singleOps, batchSizes: batchSizes)
-        report(lines)
+        let (lines, notes) = try await Self.measure(backend, options: self, batchSizes: batchSizes)
+        report(lines, notes: notes)
     }
 
-    private static func measure<B: DBBackend>(_ backend: B, rows: Int, ops: Int, singleOps: Int, batchSizes: [Int]) async throws -> [Line] {
-        try await backend.run { b in
+    private static func measure<B: DBBackend>(_ backend: B, options: BenchDBCommand, batchSizes: [Int]) async throws -> ([Line], [String]) {
+        let (rows, ops, singleOps, minBatches, explain) = (options.rows, options.ops, options.singleOps, options.minBatches, options.explain)
+        return try await backend.run { b in
             try await b.reset(rows: rows)
             var lines: [Line] = []
             var nextID = rows
@@ -65,10 +74,12 @@ struct BenchDBCommand: AsyncParsableCommand {
                     }
                     return Double(singleOps) / (ContinuousClock.now - start).seconds
                 }
+                try await b.settle()
                 let base = try await single()
                 lines.append(Line(operation: operation, batchSize: 0, opsPerSecond: base, ratio: 1))
                 for size in batchSizes {
-                    let batches = max(1, ops / size)
+                    let batches = max(minBatches, ops / size)
+                    try await b.settle()
                     let start = ContinuousClock.now
                     for _ in 0..<batches {
                         if operation == "update" {
@@ -86,11 +97,13 @@ struct BenchDBCommand: AsyncParsableCommand {
                     lines.append(Line(operation: operation, batchSize: size, opsPerSecond: rate, ratio: rate / base))
                 }
             }
-            return lines
+            var notes = try await b.settings()
+            if explain { notes += try await b.explainUpdate(rows: rows, batchSize: batchSizes.max() ?? 1) }
+            return (lines, notes)
         }
     }
 
-    private func report(_ lines: [Line]) {
+    private func report(_ lines: [Line], notes: [String]) {
         var best: [String: Int] = [:]
         for op in ["update", "insert"] {
             let candidates = lines.filter { $0.operation == op && $0.batchSize > 0 }
@@ -100,9 +113,13 @@ struct BenchDBCommand: AsyncParsableCommand {
             }
         }
         if json {
-            struct Output: Codable { var url: String; var synchronousCommit: String?; var rows: Int; var lines: [Line]; var recommendedBatchSize: [String: Int] }
+            struct Output: Codable {
+                var url: String; var synchronousCommit: String?; var rows: Int; var lines: [Line]
+                var recommendedBatchSize: [String: Int]; var notes: [String]
+            }
             let redacted = url.hasPrefix("sqlite:") ? url : (URLComponents(string: url).map { c in var c = c; c.password = nil; return c.string ?? "" } ?? "")
-            let data = try! JSONEncoder().encode(Output(url: redacted, synchronousCommit: synchronousCommit, rows: rows, lines: lines, recommendedBatchSize: best))
+            let data = try! JSONEncoder().encode(Output(
+                url: redacted, synchronousCommit: synchronousCommit, rows: rows, lines: lines, recommendedBatchSize: best, notes: notes))
             print(String(decoding: data, as: UTF8.self))
             return
         }
@@ -114,6 +131,7 @@ struct BenchDBCommand: AsyncParsableCommand {
                 + " " + String(format: "%10.0f %8.1f×", l.opsPerSecond, l.ratio))
         }
         for (op, size) in best.sorted(by: { $0.key < $1.key }) { print("recommended \(op) batch size: \(size)") }
+        for note in notes { print(note) }
     }
 }
 
@@ -125,6 +143,12 @@ protocol DBBackend: Sendable {
     func singleInsert(_ e: BenchDBCommand.Entity) async throws
     func batchUpdate(_ rows: [BenchDBCommand.Entity]) async throws
     func batchInsert(_ rows: [BenchDBCommand.Entity]) async throws
+    /// Untimed housekeeping before a measurement (PostgreSQL `VACUUM`, SQLite WAL checkpoint).
+    func settle() async throws
+    /// Settings that shape the figures, one line each (for the report).
+    func settings() async throws -> [String]
+    /// Diagnostic lines: the plan of the writer's UPDATE at `batchSize` rows (PostgreSQL only).
+    func explainUpdate(rows: Int, batchSize: Int) async throws -> [String]
 }
 
 private func tables(_ op: WriteOperation) -> WriterTable<BenchDBCommand.Entity> {
@@ -182,6 +206,50 @@ struct PostgresBackend: DBBackend {
 
     func batchUpdate(_ rows: [BenchDBCommand.Entity]) async throws { try check(try await update.write(rows)) }
     func batchInsert(_ rows: [BenchDBCommand.Entity]) async throws { try check(try await insert.write(rows)) }
+
+    func settle() async throws {
+        try await client.query("VACUUM entities", logger: logger)
+    }
+
+    func settings() async throws -> [String] {
+        var out: [String] = []
+        for try await (version, sync, mode) in try await client.query(
+            "SELECT current_setting('server_version'), current_setting('synchronous_commit'), current_setting('plan_cache_mode')",
+            logger: logger).decode((String, String, String).self) {
+            out.append("server \(version), synchronous_commit=\(sync), plan_cache_mode=\(mode)")
+        }
+        return out
+    }
+
+    /// The writer's prepared UPDATE (`EXPLAIN ANALYZE EXECUTE`, on the bench's only connection) next to the same
+    /// statement with bare array parameters (the unprepared form that flips to a sequential scan), at `batchSize` rows.
+    func explainUpdate(rows: Int, batchSize: Int) async throws -> [String] {
+        var out: [String] = []
+        for try await (generic, custom) in try await client.query(
+            "SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE name = \(update.statementName)",
+            logger: logger).decode((Int, Int).self) {
+            out.append("\(update.statementName): \(generic) generic plans, \(custom) custom plans so far")
+        }
+        let step = max(1, rows / max(1, batchSize))
+        let ids = (0..<min(batchSize, rows)).map { $0 * step }
+        let hps = ids.map { _ in Int.random(in: 0..<1000) }
+        let dates = ids.map { _ in Date() }
+        func plan(_ title: String, _ query: PostgresQuery) async throws {
+            out.append("\(title):")
+            for try await line in try await client.query(query, logger: logger).decode(String.self) { out.append("  " + line) }
+        }
+        let literal = { (xs: [Int]) in "'{" + xs.map(String.init).joined(separator: ",") + "}'" }
+        try await plan("prepared writer UPDATE, \(ids.count) rows", PostgresQuery(unsafeSQL:
+            "EXPLAIN (ANALYZE, COSTS OFF) EXECUTE \(update.statementName)(\(literal(ids)), \(literal(hps)), array_fill(now(), ARRAY[\(ids.count)]))"))
+        var binds = PostgresBindings()
+        binds.append(ids)
+        binds.append(hps)
+        binds.append(dates)
+        let bare = update.sql.replacingOccurrences(of: #"\(SELECT (\$[0-9]+::[a-z0-9]+\[\])\)"#, with: "$1", options: .regularExpression)
+        try await plan("same UPDATE with bare array parameters (unprepared), \(ids.count) rows",
+                       PostgresQuery(unsafeSQL: "EXPLAIN (ANALYZE, COSTS OFF) " + bare, binds: binds))
+        return out
+    }
 }
 
 struct SQLiteBackend: DBBackend {
@@ -210,16 +278,33 @@ struct SQLiteBackend: DBBackend {
         }
     }
 
+    // Single rows format dates the way the writer does, so the ratio measures batching, not date formatting.
     func singleUpdate(_ e: BenchDBCommand.Entity) async throws {
-        try await pool.write { try $0.execute(sql: "UPDATE entities SET hp = ?, updated_at = ? WHERE id = ?", arguments: [e.hp, e.updatedAt, e.id]) }
+        try await pool.write { try $0.execute(sql: "UPDATE entities SET hp = ?, updated_at = ? WHERE id = ?", arguments: [e.hp, SQLiteDateText.string(e.updatedAt), e.id]) }
     }
 
     func singleInsert(_ e: BenchDBCommand.Entity) async throws {
         try await pool.write {
-            try $0.execute(sql: "INSERT INTO entities (id, hp, state, updated_at) VALUES (?, ?, ?, ?)", arguments: [e.id, e.hp, e.state, e.updatedAt])
+            try $0.execute(sql: "INSERT INTO entities (id, hp, state, updated_at) VALUES (?, ?, ?, ?)", arguments: [e.id, e.hp, e.state, SQLiteDateText.string(e.updatedAt)])
         }
     }
 
     func batchUpdate(_ rows: [BenchDBCommand.Entity]) async throws { try check(try await update.write(rows)) }
     func batchInsert(_ rows: [BenchDBCommand.Entity]) async throws { try check(try await insert.write(rows)) }
+
+    func settle() async throws {
+        try await pool.writeWithoutTransaction { try $0.execute(sql: "PRAGMA wal_checkpoint(TRUNCATE)") }
+    }
+
+    func settings() async throws -> [String] {
+        try await pool.read { db in
+            let version = try String.fetchOne(db, sql: "SELECT sqlite_version()") ?? "?"
+            let mode = try String.fetchOne(db, sql: "PRAGMA journal_mode") ?? "?"
+            let sync = try Int.fetchOne(db, sql: "PRAGMA synchronous") ?? -1
+            let cache = try Int.fetchOne(db, sql: "PRAGMA cache_size") ?? 0
+            return ["sqlite \(version), journal_mode=\(mode), synchronous=\(sync == 1 ? "NORMAL" : String(sync)), cache_size=\(cache)"]
+        }
+    }
+
+    func explainUpdate(rows: Int, batchSize: Int) async throws -> [String] { [] }
 }

@@ -2,20 +2,26 @@ import Foundation
 import GRDB
 import Hyperbatch
 
-/// Applies batches of rows to a SQLite table in ONE write transaction, one cached prepared statement executed per row
-/// (SQLite has no `UNNEST`; sharing one transaction is the win), and isolates failing rows by bisecting under
-/// savepoints so one bad row never rolls back its neighbours.
+/// Applies batches of rows to a SQLite table in ONE write transaction with cached prepared statements (INSERT/UPSERT:
+/// up to 64 rows per multi-row `VALUES` statement; UPDATE: one execution per row, keys sorted), and isolates failing
+/// rows by bisecting under savepoints so one bad row never rolls back its neighbours.
 public struct SQLiteBatchWriter<Row: Sendable>: Sendable {
     /// The table description the SQL is rendered from.
     public let table: WriterTable<Row>
     private let writer: any DatabaseWriter
     private let sql: String
+    /// Column indices in the statement's placeholder order (UPDATE: values then keys; INSERT/UPSERT: columns).
+    private let placeholderColumns: [Int]
 
     /// A writer for `table` through `writer` (a `DatabaseQueue` or `DatabasePool`); throws if the table cannot be rendered.
     public init(writer: any DatabaseWriter, table: WriterTable<Row>) throws {
         self.writer = writer
         self.table = table
         self.sql = try Self.render(table)
+        let indices = Array(table.columns.indices)
+        self.placeholderColumns = table.operation == .update
+            ? indices.filter { !table.columns[$0].isKey } + indices.filter { table.columns[$0].isKey }
+            : indices
     }
 
     /// The `Batcher` handler: applies one batch and returns one `Result` per row, in input order.
@@ -31,18 +37,34 @@ public struct SQLiteBatchWriter<Row: Sendable>: Sendable {
         let order = table.lockOrder(rows)
         let values: [[WriterValue]] = rows.map { row in table.columns.map { $0.value(row) } }
         let sql = self.sql
+        let placeholderColumns = self.placeholderColumns
+        let rowsPerStatement = table.operation == .update ? 1 : max(1, min(64, 999 / max(1, table.columns.count)))
         let outcome: [RowOutcome] = try await writer.write { db in
-            var statement = try db.cachedStatement(sql: sql)
+            // INSERT/UPSERT: up to `rowsPerStatement` rows per multi-row `VALUES` statement (one statement per
+            // chunk size, cached); UPDATE: one row per execution.
+            var statements: [Int: Statement] = [:]
+            func statement(rows n: Int) throws -> Statement {
+                if let s = statements[n] { return s }
+                let s = try db.cachedStatement(sql: n == 1 ? sql : try Self.render(table, rows: n))
+                statements[n] = s
+                return s
+            }
             func apply(_ slice: ArraySlice<Int>) throws {
-                for i in slice {
+                var start = slice.startIndex
+                while start < slice.endIndex {
+                    let n = min(rowsPerStatement, slice.endIndex - start)
+                    var arguments: [DatabaseValue] = []
+                    arguments.reserveCapacity(n * placeholderColumns.count)
+                    for i in slice[start..<(start + n)] { arguments += try Self.arguments(values[i], placeholderColumns, table) }
                     do {
-                        try statement.execute(arguments: StatementArguments(try Self.arguments(values[i], table: table)))
+                        try statement(rows: n).execute(arguments: StatementArguments(arguments))
                     } catch {
                         // A statement whose last step failed reports that error again on its next reset:
-                        // continue with a fresh statement so the next row does not inherit the failure.
-                        statement = try db.makeStatement(sql: sql)
+                        // continue with a fresh statement so the next attempt does not inherit the failure.
+                        statements[n] = try db.makeStatement(sql: n == 1 ? sql : try Self.render(table, rows: n))
                         throw error
                     }
+                    start += n
                 }
             }
             // Fast path: every row in this transaction under one savepoint.
@@ -83,32 +105,29 @@ public struct SQLiteBatchWriter<Row: Sendable>: Sendable {
         case failed(any Error)
     }
 
-    /// Arguments in the statement's placeholder order (UPDATE: values then keys; INSERT/UPSERT: columns).
-    private static func arguments(_ row: [WriterValue], table: WriterTable<Row>) throws -> [(any DatabaseValueConvertible)?] {
-        func convert(_ v: WriterValue, _ c: WriterColumn<Row>) throws -> any DatabaseValueConvertible {
-            switch (c.type, v) {
-            case let (.int, .int(x)): return x
-            case let (.double, .double(x)): return x
-            case let (.double, .int(x)): return Double(x)
-            case let (.bool, .bool(x)): return x
-            case let (.text, .text(x)), let (.jsonb, .text(x)): return x
-            case let (.timestamptz, .date(x)): return x
-            default: throw BatchWriterError.typeMismatch(column: c.name)
+    /// One row's arguments in the statement's placeholder order, converted once to `DatabaseValue`s.
+    private static func arguments(_ row: [WriterValue], _ order: [Int], _ table: WriterTable<Row>) throws -> [DatabaseValue] {
+        var out: [DatabaseValue] = []
+        out.reserveCapacity(order.count)
+        for c in order {
+            let column = table.columns[c]
+            switch (column.type, row[c]) {
+            case let (.int, .int(x)): out.append(x.databaseValue)
+            case let (.double, .double(x)): out.append(x.databaseValue)
+            case let (.double, .int(x)): out.append(Double(x).databaseValue)
+            case let (.bool, .bool(x)): out.append(x.databaseValue)
+            case let (.text, .text(x)), let (.jsonb, .text(x)): out.append(x.databaseValue)
+            // GRDB's own text for dates, without its DateFormatter (the largest per-row cost otherwise).
+            case let (.timestamptz, .date(x)): out.append(SQLiteDateText.string(x).databaseValue)
+            default: throw BatchWriterError.typeMismatch(column: column.name)
             }
         }
-        let indexed = Array(zip(table.columns, row))
-        switch table.operation {
-        case .insert, .upsert:
-            return try indexed.map { pair in try convert(pair.1, pair.0) }
-        case .update:
-            let values = try indexed.filter { !$0.0.isKey }.map { pair in try convert(pair.1, pair.0) }
-            let keys = try indexed.filter { $0.0.isKey }.map { pair in try convert(pair.1, pair.0) }
-            return values + keys
-        }
+        return out
     }
 
     /// Renders the per-row statement for `table` (identifiers quoted, values only as `?` placeholders).
-    public static func render(_ table: WriterTable<Row>) throws -> String {
+    /// With `rows` > 1 (INSERT/UPSERT only), one statement with that many `VALUES` tuples.
+    public static func render(_ table: WriterTable<Row>, rows: Int = 1) throws -> String {
         let q = WriterTable<Row>.quote
         guard !table.columns.isEmpty else { throw BatchWriterError.invalidTable("no columns") }
         let keys = table.keyColumns
@@ -117,8 +136,9 @@ public struct SQLiteBatchWriter<Row: Sendable>: Sendable {
         if table.operation == .update, others.isEmpty { throw BatchWriterError.invalidTable("update needs a non-key column") }
         switch table.operation {
         case .insert, .upsert:
-            var s = "INSERT INTO \(q(table.name)) (\(table.columns.map { q($0.name) }.joined(separator: ", "))) VALUES ("
-                + table.columns.map { _ in "?" }.joined(separator: ", ") + ")"
+            let tuple = "(" + table.columns.map { _ in "?" }.joined(separator: ", ") + ")"
+            var s = "INSERT INTO \(q(table.name)) (\(table.columns.map { q($0.name) }.joined(separator: ", "))) VALUES "
+                + Array(repeating: tuple, count: max(1, rows)).joined(separator: ", ")
             if table.operation == .upsert {
                 s += " ON CONFLICT (\(keys.map { q($0.name) }.joined(separator: ", "))) "
                 s += others.isEmpty

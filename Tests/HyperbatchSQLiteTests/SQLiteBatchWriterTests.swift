@@ -1,3 +1,4 @@
+import Foundation
 import GRDB
 import Hyperbatch
 import HyperbatchSQLite
@@ -54,5 +55,17 @@ private struct Entity: Sendable {
         #expect((try? results[1].get()) == nil)
         let hps = try await db.read { try Int.fetchAll($0, sql: "SELECT hp FROM entities ORDER BY id") }
         #expect(hps == [10, 20])
+    }
+}
+
+@Suite struct SQLiteDateTextTests {
+    @Test func matchesGRDBStorageText() {
+        var generator = SystemRandomNumberGenerator()
+        var dates = [Date(timeIntervalSince1970: 0), Date(timeIntervalSince1970: -0.0005), Date(timeIntervalSince1970: 951_782_400.999),
+                     Date(timeIntervalSinceReferenceDate: 0), Date(timeIntervalSince1970: -62_135_596_800)]
+        for _ in 0..<2000 { dates.append(Date(timeIntervalSince1970: Double.random(in: -5e10...5e10, using: &generator))) }
+        for date in dates {
+            #expect(SQLiteDateText.string(date) == String.fromDatabaseValue(date.databaseValue), "\(date.timeIntervalSince1970)")
+        }
     }
 }
