@@ -1,6 +1,7 @@
 import AsyncHTTPClient
 import Foundation
 import HyperbatchEmulator
+import HyperbatchTestKit
 import Testing
 
 /// Kills `hyperbatch run` with SIGKILL at random moments, restarts it, and checks the invariants at the end: every
@@ -63,13 +64,13 @@ import Testing
                 kill(child.processIdentifier, SIGKILL)
                 kills += 1
             }
-            child.waitUntilExit()
+            try #require(await child.waitForExit(timeout: .seconds(120)), "a run did not end")
         }
         #expect(kills >= 20)
 
         // The last run completes.
         let final = try spawn(args)
-        final.waitUntilExit()
+        try #require(await final.waitForExit(timeout: .seconds(180)), "the last run did not end")
         #expect(final.terminationStatus == 0)
 
         let text = try String(contentsOfFile: output, encoding: .utf8)

@@ -1,6 +1,7 @@
 import AsyncHTTPClient
 import Foundation
 import HyperbatchEmulator
+import HyperbatchTestKit
 import Logging
 import PostgresNIO
 import Testing
@@ -92,14 +93,14 @@ struct MultiWorkerTests {
         try #require(ready, "emulator did not start")
 
         let submit = try spawn(["submit", input, "--provider", "emulator", "--store", store, "--job", "mw"], log: dir.appendingPathComponent("submit.log").path)
-        submit.waitUntilExit()
+        try #require(await submit.waitForExit(timeout: .seconds(120)), "submit did not end")
         try #require(submit.terminationStatus == 0, "submit failed: \((try? String(contentsOfFile: dir.appendingPathComponent("submit.log").path, encoding: .utf8)) ?? "")")
 
         var workers: [String: Process] = [:]
         for name in ["w1", "w2", "w3"] {
             workers[name] = try spawn([
                 "worker", "--provider", "emulator", "--base-url", "http://127.0.0.1:\(port)/v1", "--store", store,
-                "--poll-initial", "0.05", "--max-batch-requests", "50", "--lease-seconds", "2", "--worker-id", name,
+                "--poll-initial", "0.05", "--max-batch-requests", "50", "--lease-seconds", "4", "--worker-id", name,
             ], log: dir.appendingPathComponent("\(name).log").path)
         }
         defer { for p in workers.values where p.isRunning { kill(p.processIdentifier, SIGKILL) } }
@@ -127,7 +128,7 @@ struct MultiWorkerTests {
             }
             let w2 = try #require(workers["w2"])
             kill(w2.processIdentifier, SIGKILL)
-            w2.waitUntilExit()
+            try #require(await w2.waitForExit(timeout: .seconds(30)), "w2 survived SIGKILL")
             // Look again once it is dead (between the query above and the kill, w2 may have finished some batches):
             // these are the batches the others must take over.
             var heldIDs: [Int] = []
@@ -188,7 +189,7 @@ struct MultiWorkerTests {
         // The results file, written by the CLI: one line per custom_id, all succeeded.
         let output = dir.appendingPathComponent("results.jsonl").path
         let results = try spawn(["results", "mw", "--store", store, "--output", output])
-        results.waitUntilExit()
+        try #require(await results.waitForExit(timeout: .seconds(120)), "results did not end")
         #expect(results.terminationStatus == 0)
         var seen: [String: Int] = [:]
         for line in try String(contentsOfFile: output, encoding: .utf8).split(separator: "\n") {
@@ -212,7 +213,11 @@ struct MultiWorkerTests {
             guard let p = workers[name] else { continue }
             #expect(p.isRunning, "\(name) should still be running")
             p.terminate()
-            p.waitUntilExit()
+            guard await p.waitForExit(timeout: .seconds(30)) else {
+                Issue.record("\(name) did not exit within 30 s of SIGTERM (log in \(dir.path))")
+                kill(p.processIdentifier, SIGKILL)
+                continue
+            }
             #expect(p.terminationReason == .exit && p.terminationStatus == 0, "\(name) exit \(p.terminationStatus)")
         }
     }

@@ -82,7 +82,7 @@ struct WorkerCommand: AsyncParsableCommand {
                 try await JobCLI.withRunner(store: store, provider: provider, configuration: pipeline, logger: logger) { runner in
                     // Dependencies first: shutdown runs in reverse (runner, then lease release, then client).
                     let group = ServiceGroup(configuration: .init(
-                        services: [client, keeper, RunnerService(runner: runner, prepare: { try await store.migrate() })],
+                        services: [client, LeaseLossExit(lease: keeper, logger: logger), RunnerService(runner: runner, prepare: { try await store.migrate() })],
                         gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
                     try await group.run()
                 }
