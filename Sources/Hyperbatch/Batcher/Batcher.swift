@@ -419,7 +419,8 @@ where C.Duration == Duration {
         effects.perform()
         metrics.batchFinished(
             label: batch.key.metricsLabel, reason: batch.reason, size: batch.inputs.count, weight: batch.weight,
-            failed: failed, enqueuedAt: batch.enqueuedAt, started: started, finished: now, pending: pending,
+            failed: failed, queueTimes: batch.enqueuedAt.map { $0.duration(to: started) },
+            handlerDuration: handlerDuration, pending: pending,
             batchSizeLimit: limit, predictedLatency: predicted)
         // Callers last: a worker that goes idle right after resuming them leaves its thread to them (no cross-thread
         // wake-up for a lone caller).

@@ -166,7 +166,7 @@ import DequeModule
     // MARK: - Events
 
     /// An item arrives.
-    @inlinable mutating func submit(key: Key, item: Item, now: Instant) -> (SubmitOutcome, Actions) {
+    @inlinable mutating func submit(key: Key, item: consuming Item, now: Instant) -> (SubmitOutcome, Actions) {
         var actions = Actions()
         guard lifecycle == .running else { return (.rejected(.shutDown), actions) }
         if let maxWeight = configuration.maxBatchWeight, item.weight > maxWeight {
@@ -395,9 +395,7 @@ import DequeModule
     @inlinable mutating func takeQueue(_ key: Key) -> KeyQueue? {
         if let hot = hotKey, hot == key {
             hotKey = nil
-            let queue = hotQueue
-            hotQueue = nil
-            return queue
+            return hotQueue.take()  // a move: no copy of the queue's buffers
         }
         return queues.removeValue(forKey: key)
     }
@@ -417,7 +415,7 @@ import DequeModule
 
     /// Puts a taken queue back as the hot one (the previous hot queue goes to the dictionary). An idle queue is
     /// dropped once there are many keys.
-    @inlinable mutating func store(_ queue: KeyQueue, for key: Key) {
+    @inlinable mutating func store(_ queue: consuming KeyQueue, for key: Key) {
         let count = queues.count + (hotKey == nil ? 0 : 1)
         if queue.isIdle && queue.armedTimer == nil && count >= maxIdleQueues { return }
         if let hot = hotKey {
@@ -425,7 +423,7 @@ import DequeModule
                 hotQueue = queue
                 return
             }
-            queues[hot] = hotQueue
+            queues[hot] = hotQueue.take()
         }
         hotKey = key
         hotQueue = queue
@@ -449,8 +447,7 @@ import DequeModule
         return BatcherError(.overloaded, "the pending weight limit is reached (maxPendingWeight or maxTotalPendingWeight)")
     }
 
-    @inlinable mutating func enqueue(_ item: Item, in queue: inout KeyQueue, now: Instant) {
-        var item = item
+    @inlinable mutating func enqueue(_ item: consuming Item, in queue: inout KeyQueue, now: Instant) {
         item.enqueuedAt = now
         if let deadline = item.deadline, queue.earliestDeadline.map({ deadline < $0 }) ?? true {
             queue.earliestDeadline = deadline
@@ -553,8 +550,10 @@ import DequeModule
         enqueued.reserveCapacity(expected)
         var weight = 0
         var hadDeadline = false
-        while inputs.count < sizeLimit, let item = queue.pending.first, weight + item.weight <= weightLimit {
-            queue.pending.removeFirst()
+        while inputs.count < sizeLimit, !queue.pending.isEmpty,
+            weight + queue.pending[queue.pending.startIndex].weight <= weightLimit
+        {
+            let item = queue.pending.removeFirst()  // a move, not a copy and a destroy
             queue.pendingWeight -= item.weight
             totalPending -= 1
             totalPendingWeight -= item.weight

@@ -127,11 +127,13 @@ public enum HyperbatchMetricNames {
     /// Records a finished batch of the batcher.
     ///
     /// Queue time per item is `enqueuedAt` to `started`, latency `enqueuedAt` to `finished`.
-    @usableFromInline func batchFinished<Instant: InstantProtocol>(
-        label: String, reason: FlushReason, size: Int, weight: Int, failed: Int, enqueuedAt: [Instant],
-        started: Instant, finished: Instant, pending: Int, batchSizeLimit: Int, predictedLatency: Duration? = nil
-    ) where Instant.Duration == Duration {
-        let handlerDuration = started.duration(to: finished)
+    ///
+    /// Not generic: the caller (specialized for its clock) computes the per-item queue times, so the per-item loop
+    /// here costs no witness-table calls.
+    @usableFromInline func batchFinished(
+        label: String, reason: FlushReason, size: Int, weight: Int, failed: Int, queueTimes: [Duration],
+        handlerDuration: Duration, pending: Int, batchSizeLimit: Int, predictedLatency: Duration? = nil
+    ) {
         let m = key(label)
         m.batches.increment()
         m.items.increment(by: size)
@@ -139,8 +141,7 @@ public enum HyperbatchMetricNames {
         m.flushed(reason)
         m.batchSize.record(size)
         m.batchWeight.record(weight)
-        for enqueued in enqueuedAt {
-            let queueTime = enqueued.duration(to: started)
+        for queueTime in queueTimes {
             m.queueTime.recordNanoseconds(queueTime.nanoseconds)
             m.latency.recordNanoseconds((queueTime + handlerDuration).nanoseconds)
         }
