@@ -26,9 +26,9 @@ enum PipelineHarness {
         return Array(text.utf8)
     }
 
-    static func makeJob(store: SQLiteJobStore, job: JobID, count: Int, maxAttempts: Int = 3) async throws {
+    static func makeJob(store: SQLiteJobStore, job: JobID, count: Int, maxAttempts: Int = 3, models: [String] = ["gpt-4o-mini", "gpt-4o"]) async throws {
         _ = try await store.createJob(NewJob(id: job, provider: .openai, maxAttempts: maxAttempts), at: Date())
-        let report = try await JobIngest(store: store, parser: IngestLineParser(provider: .openai)).ingest(data: jsonl(count), into: job)
+        let report = try await JobIngest(store: store, parser: IngestLineParser(provider: .openai)).ingest(data: jsonl(count, models: models), into: job)
         precondition(report.inserted == count || report.alreadyStored > 0)
     }
 

@@ -63,6 +63,8 @@ struct WorkerCommand: AsyncParsableCommand {
         pipeline.poll = PollSchedule(initial: .milliseconds(Int64(pollInitial * 1000)), errorDelay: .milliseconds(Int64(pollInitial * 1000)))
         pipeline.idleDelay = min(.seconds(1), pipeline.poll.initial)
         let location = try StoreLocation(self.store)
+        // A PostgreSQL hiccup (connection reset, restart, serialization failure) is retried, not fatal.
+        if case .postgres = location { pipeline.storeRetry = PostgresStoreErrors.retryPolicy() }
         try await JobCLI.withProvider(choice, kind: choice == .emulator ? api : choice.kind, baseURL: baseURL, maxBatchRequests: maxBatchRequests, logger: logger) { provider in
             switch location {
             case .sqlite(let path):

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import Metrics
 import ServiceLifecycle
 
 /// Drives the durable pipeline for one provider: recovery, dispatch, polling and reconciliation, in passes.
@@ -16,6 +17,8 @@ public final class JobRunner<P: BatchProvider, C: Clock>: Service, Sendable wher
     public let clock: C
     public let logger: Logger
     let now: @Sendable () -> Date
+
+    private let storeRetries = Counter(label: "hyperbatch_runner_store_retries_total")
 
     /// The parts, exposed for callers that drive a single step.
     public let dispatcher: Dispatcher<P>
@@ -178,14 +181,45 @@ public final class JobRunner<P: BatchProvider, C: Clock>: Service, Sendable wher
     @discardableResult
     public func runUntilDone(job: JobID, onProgress: (@Sendable (RequestStateCounts) -> Void)? = nil) async throws -> RequestStateCounts {
         var book = PollBook()
+        var retry = StoreRetryState(policy: configuration.storeRetry)
         while true {
             try Task.checkCancellation()
-            let summary = try await pass(job: job, book: &book)
-            let counts = try await store.requestCounts(job: job)
-            onProgress?(counts)
-            if counts.terminal == counts.total, try await store.liveBatches(job: job).isEmpty { return counts }
-            if !summary.progressed { try await idle(book) }
+            do {
+                let summary = try await pass(job: job, book: &book)
+                let counts = try await store.requestCounts(job: job)
+                recovered(&retry)
+                onProgress?(counts)
+                if counts.terminal == counts.total, try await store.liveBatches(job: job).isEmpty { return counts }
+                if !summary.progressed { try await idle(book) }
+            } catch {
+                try await backOff(after: error, retry: &retry)
+            }
         }
+    }
+
+    /// Rethrows `error` unless the policy calls it transient and allows another attempt; then logs, counts and
+    /// sleeps on the injected clock before the loop runs again.
+    private func backOff(after error: any Error, retry: inout StoreRetryState) async throws {
+        if error is CancellationError || error is PipelineStop || Task.isCancelled { throw error }
+        switch retry.failed(configuration.storeRetry.classify(error)) {
+        case .stop:
+            if retry.consecutiveFailures > 0 {
+                logger.error("store error; giving up", metadata: ["attempts": "\(retry.consecutiveFailures)", "error": "\(error)"])
+            }
+            throw error
+        case .retry(let delay, let attempt):
+            storeRetries.increment()
+            logger.warning(
+                "transient store error; retrying",
+                metadata: ["attempt": "\(attempt)", "delay": "\(delay)", "error": "\(error)"]
+            )
+            try await clock.sleep(for: delay)
+        }
+    }
+
+    private func recovered(_ retry: inout StoreRetryState) {
+        let failures = retry.succeeded()
+        if failures > 0 { logger.info("store reachable again", metadata: ["failedAttempts": "\(failures)"]) }
     }
 
     private func idle(_ book: PollBook) async throws {
@@ -197,16 +231,25 @@ public final class JobRunner<P: BatchProvider, C: Clock>: Service, Sendable wher
         if delay > .zero { try await clock.sleep(for: delay) }
     }
 
-    /// Works on every job until graceful shutdown (the long-running `worker`).
+    /// Works on every job until graceful shutdown (the long-running `worker`). Errors the configuration's
+    /// ``PipelineConfiguration/storeRetry`` calls transient are retried with backoff; others end the runner.
     public func run() async throws {
         try await cancelWhenGracefulShutdown {
             var book = PollBook()
+            var retry = StoreRetryState(policy: self.configuration.storeRetry)
             while !Task.isCancelled {
                 do {
                     let summary = try await self.pass(job: nil, book: &book)
+                    self.recovered(&retry)
                     if !summary.progressed { try await self.idle(book) }
                 } catch is CancellationError {
                     return
+                } catch {
+                    do {
+                        try await self.backOff(after: error, retry: &retry)
+                    } catch is CancellationError {
+                        return
+                    }
                 }
             }
         }

@@ -80,6 +80,8 @@ public struct PipelineConfiguration: Sendable {
     public var poll: PollSchedule = .init()
     /// How long the runner sleeps when a pass did nothing and no poll is due sooner.
     public var idleDelay: Duration = .seconds(1)
+    /// How the runner's loops retry after a transient store error (default: no error is transient).
+    public var storeRetry: StoreRetryPolicy = .init()
     /// How far before a batch's claim time recovery looks for a create whose answer was lost (clock skew).
     public var lookupSkew: TimeInterval = 300
     /// Called after each phase of a batch with the store's batch id; throwing stops the runner there (tests).
