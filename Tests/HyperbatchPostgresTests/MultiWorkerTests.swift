@@ -114,7 +114,7 @@ struct MultiWorkerTests {
 
             // Midway: once w2 holds live batches and part of the job is done, SIGKILL it.
             var killedHeld = 0
-            let killDeadline = ContinuousClock.now.advanced(by: .seconds(60))
+            let killDeadline = ContinuousClock.now.advanced(by: .seconds(120))
             while ContinuousClock.now < killDeadline {
                 let held = try await scalar(client, """
                     SELECT count(*)::int8 FROM hb_batch WHERE lease_owner = 'w2' AND state IN ('building','uploading','submitted','ended')
