@@ -58,24 +58,41 @@ public struct Reconciler<P: BatchProvider>: Sendable {
         let store = self.store, now = self.now, onPhase = self.onPhase, applyChunkSize = self.applyChunkSize, applyChunkBytes = self.applyChunkBytes
         var pending: [ProviderResultLine] = []
         var pendingBytes = 0
-        func apply() async throws {
-            let s = try await store.applyResults(batch: batch.id, pending, at: now())
-            pending.removeAll(keepingCapacity: false)
-            pendingBytes = 0
+        // One chunk ahead: while a chunk's transaction runs, the next chunk is downloaded and decoded. Applies stay
+        // serial (the previous one is awaited before the next starts), so at most two chunks are held at once.
+        var inFlight: Task<ApplySummary, any Error>?
+        func settle() async throws {
+            guard let task = inFlight else { return }
+            inFlight = nil
+            let s = try await task.value
             total.finished += s.finished
             total.retried += s.retried
             total.ignored += s.ignored
             try await onPhase?(.appliedChunk, batch.id)
         }
-        try await provider.streamResults(of: status) { chunk in
-            pending.append(contentsOf: chunk)
-            for line in chunk {
-                pendingBytes += line.customID.utf8.count
-                if case let .succeeded(body, _) = line.outcome { pendingBytes += body.count }
-            }
-            if pending.count >= applyChunkSize || pendingBytes >= applyChunkBytes { try await apply() }
+        func dispatch() async throws {
+            try await settle()
+            let lines = pending, batchID = batch.id
+            pending = []
+            pendingBytes = 0
+            inFlight = Task { try await store.applyResults(batch: batchID, lines, at: now()) }
         }
-        if !pending.isEmpty { try await apply() }
+        do {
+            try await provider.streamResults(of: status) { chunk in
+                pending.append(contentsOf: chunk)
+                for line in chunk {
+                    pendingBytes += line.customID.utf8.count
+                    if case let .succeeded(body, _) = line.outcome { pendingBytes += body.count }
+                }
+                if pending.count >= applyChunkSize || pendingBytes >= applyChunkBytes { try await dispatch() }
+            }
+            if !pending.isEmpty { try await dispatch() }
+            try await settle()
+        } catch {
+            // Never leave a transaction running behind a failure: wait for it (its outcome is kept, applies are idempotent).
+            if let task = inFlight { _ = try? await task.value }
+            throw error
+        }
         let s = try await store.finishReconcile(batch: batch.id, missing: Self.missingOutcome(for: status), at: now())
         total.finished += s.finished
         total.retried += s.retried
