@@ -42,7 +42,7 @@ import Testing
         let output = dir.appendingPathComponent("results.jsonl").path
 
         let port = Int.random(in: 20_000..<40_000)
-        let emulator = try spawn(["emulator", "--port", "\(port)", "--rate", "4000"])
+        let emulator = try spawn(["emulator", "--port", "\(port)", "--rate", "400"])
         defer { emulator.terminate() }
         var ready = false
         for _ in 0..<200 where !ready {
@@ -56,7 +56,7 @@ import Testing
         ]
         var kills = 0
         var attempts = 0
-        while kills < 20 && attempts < 40 {
+        while kills < 20 && attempts < 60 {
             attempts += 1
             let child = try spawn(args)
             try await Task.sleep(for: .milliseconds(Int.random(in: 30...700)))
@@ -66,6 +66,7 @@ import Testing
             }
             try #require(await child.waitForExit(timeout: .seconds(120)), "a run did not end")
         }
+        print("crash test: \(kills) kills in \(attempts) runs")
         #expect(kills >= 20)
 
         // The last run completes.
