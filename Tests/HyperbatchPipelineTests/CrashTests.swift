@@ -42,7 +42,7 @@ import Testing
         let output = dir.appendingPathComponent("results.jsonl").path
 
         let port = Int.random(in: 20_000..<40_000)
-        let emulator = try spawn(["emulator", "--port", "\(port)", "--rate", "400"])
+        let emulator = try spawn(["emulator", "--port", "\(port)", "--rate", "10"])  // 10 s a 100-request batch: the job outlives 20 kills
         defer { emulator.terminate() }
         var ready = false
         for _ in 0..<200 where !ready {
@@ -56,18 +56,23 @@ import Testing
         ]
         var kills = 0
         var attempts = 0
-        while kills < 20 && attempts < 60 {
+        // Keep killing until there were 20 kills and one run got to finish the job by itself, so the kills also
+        // land while batches end and are reconciled.
+        var finishedAlone = false
+        while !(kills >= 20 && finishedAlone) && attempts < 100 {
             attempts += 1
             let child = try spawn(args)
-            try await Task.sleep(for: .milliseconds(Int.random(in: 30...700)))
+            try await Task.sleep(for: .milliseconds(Int.random(in: 30...500)))
             if child.isRunning {
                 kill(child.processIdentifier, SIGKILL)
                 kills += 1
             }
             try #require(await child.waitForExit(timeout: .seconds(120)), "a run did not end")
+            if child.terminationReason == .exit && child.terminationStatus == 0 { finishedAlone = true }
         }
         print("crash test: \(kills) kills in \(attempts) runs")
         #expect(kills >= 20)
+        #expect(finishedAlone, "no run finished the job between the kills")
 
         // The last run completes.
         let final = try spawn(args)
