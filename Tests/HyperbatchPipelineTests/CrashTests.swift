@@ -14,15 +14,7 @@ import Testing
     static let binary = packageRoot.appendingPathComponent(".build/debug/hyperbatch").path
     static var binaryExists: Bool { FileManager.default.isExecutableFile(atPath: binary) }
 
-    func spawn(_ arguments: [String], output: FileHandle? = nil) throws -> Process {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: Self.binary)
-        p.arguments = arguments
-        p.standardOutput = output ?? FileHandle.nullDevice
-        p.standardError = FileHandle.nullDevice
-        try p.run()
-        return p
-    }
+    func spawn(_ arguments: [String]) throws -> Process { try Process.launch(Self.binary, arguments) }
 
     func stats(_ port: Int) async throws -> EmulatorStats {
         let response = try await HTTPClient.shared.get(url: "http://127.0.0.1:\(port)/_emulator/stats").get()

@@ -20,22 +20,7 @@ struct MultiWorkerTests {
 
     struct Failure: Error, CustomStringConvertible { var description: String }
 
-    func spawn(_ arguments: [String], log: String? = nil) throws -> Process {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: Self.binary)
-        p.arguments = arguments
-        if let log {
-            FileManager.default.createFile(atPath: log, contents: nil)
-            let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
-            p.standardOutput = handle
-            p.standardError = handle
-        } else {
-            p.standardOutput = FileHandle.nullDevice
-            p.standardError = FileHandle.nullDevice
-        }
-        try p.run()
-        return p
-    }
+    func spawn(_ arguments: [String], log: String? = nil) throws -> Process { try Process.launch(Self.binary, arguments, log: log) }
 
     func stats(_ port: Int) async throws -> EmulatorStats {
         let response = try await HTTPClient.shared.get(url: "http://127.0.0.1:\(port)/_emulator/stats").get()
