@@ -11,7 +11,8 @@ import Testing
     static func policy(
         concurrent: Bool = true, retry: RetryPolicy = RetryPolicy(maxAttempts: 1), sink: (any DeadLetterSink)? = nil
     ) -> FailurePolicy {
-        FailurePolicy(retry: retry, concurrentBisection: concurrent, bisectionFanout: 2, deadLetters: sink)
+        FailurePolicy(
+            retry: retry, concurrentBisection: concurrent, bisectionFanout: 2, deadLetters: sink, adaptiveFanout: nil)
     }
 
     @Test(arguments: [true, false]) func onePoisonIn256FailsAloneWithinTwoLogNPlusOneCalls(concurrent: Bool) async throws {

@@ -24,20 +24,51 @@ where C.Duration == Duration {
     struct State {
         var budget: RetryBudget
         var breakers: [Key: CircuitBreaker<C.Instant>] = [:]
+        /// Per key, handler latency against item count (only with ``FailurePolicy/adaptiveFanout``).
+        var latency: [Key: LatencyModel] = [:]
         var statistics = FailureStatistics()
     }
 
-    /// One item on its way through retries and bisection.
-    struct Entry: Sendable {
-        var index: Int
-        var deadline: C.Instant?
-        var attempts = 0
-        var firstAttemptAt: Date? = nil
+    /// Where a part's items sit in its batch, ascending: a range until a deadline removes items from the middle.
+    enum Positions: Sendable {
+        case range(Range<Int>)
+        case list([Int])
+
+        var count: Int {
+            switch self {
+            case .range(let r): r.count
+            case .list(let l): l.count
+            }
+        }
+
+        subscript(offset: Int) -> Int {
+            switch self {
+            case .range(let r): r.lowerBound + offset
+            case .list(let l): l[offset]
+            }
+        }
+
+        /// The positions at `offsets` (a range of offsets into this part).
+        func slice(_ offsets: Range<Int>) -> Positions {
+            switch self {
+            case .range(let r): .range(r.lowerBound + offsets.lowerBound..<r.lowerBound + offsets.upperBound)
+            case .list(let l): .list(Array(l[offsets]))
+            }
+        }
+
+        /// The positions at `offsets` (ascending offsets into this part).
+        func keeping(_ offsets: [Int]) -> Positions { .list(offsets.map { self[$0] }) }
+    }
+
+    /// Results of a part: the handler's, in order, or one error for every item.
+    enum Outcome: Sendable {
+        case results([Result<Output, any Error>])
+        case failure(any Error)
     }
 
     /// What part of a batch produced.
     struct Partial: Sendable {
-        var results: [(Int, Result<Output, any Error>)] = []
+        var chunks: [(positions: Positions, outcome: Outcome)] = []
         var deadLetters: [DeadLetter] = []
         var succeededCalls = 0
         /// A transient or fatal failure was given up on.
@@ -45,12 +76,73 @@ where C.Duration == Duration {
         var cancelled = false
 
         mutating func merge(_ other: Partial) {
-            results.append(contentsOf: other.results)
+            chunks.append(contentsOf: other.chunks)
             deadLetters.append(contentsOf: other.deadLetters)
             succeededCalls += other.succeededCalls
             unresolved = unresolved || other.unresolved
             cancelled = cancelled || other.cancelled
         }
+
+        /// One result per position of a batch of `count`, in order.
+        func results(count: Int) -> [Result<Output, any Error>] {
+            // A batch that succeeded at once: the handler's array as is.
+            if chunks.count == 1, case .range(let r) = chunks[0].positions, r == 0..<count,
+                case .results(let results) = chunks[0].outcome
+            {
+                return results
+            }
+            // Split parts (in order unless a deadline took items out): concatenate.
+            let sorted = chunks.filter { $0.positions.count > 0 }.sorted { $0.positions[0] < $1.positions[0] }
+            var end = 0
+            var contiguous = true
+            for chunk in sorted {
+                guard case .range(let r) = chunk.positions, r.lowerBound == end else {
+                    contiguous = false
+                    break
+                }
+                end = r.upperBound
+            }
+            if contiguous && end == count {
+                var out: [Result<Output, any Error>] = []
+                out.reserveCapacity(count)
+                for chunk in sorted {
+                    switch chunk.outcome {
+                    case .results(let results): out.append(contentsOf: results)
+                    case .failure(let error): out.append(contentsOf: repeatElement(.failure(error), count: chunk.positions.count))
+                    }
+                }
+                return out
+            }
+            var out = [Result<Output, any Error>?](repeating: nil, count: count)
+            for chunk in chunks {
+                for offset in 0..<chunk.positions.count {
+                    switch chunk.outcome {
+                    case .results(let results): out[chunk.positions[offset]] = results[offset]
+                    case .failure(let error): out[chunk.positions[offset]] = .failure(error)
+                    }
+                }
+            }
+            return out.map { $0 ?? .failure(CancellationError()) }
+        }
+    }
+
+    /// How splits of one batch choose their fanout: fixed, or from the key's latency fit read at the first split.
+    enum FanoutPlan: Sendable {
+        case fixed(Int)
+        case fitted(perItem: Double, fixed: Double, AdaptiveFanout)
+    }
+
+    /// What the parts of one batch share.
+    struct Context: Sendable {
+        let key: Key
+        let deadlines: [C.Instant?]?
+        let slots: SplitSlots?
+        /// Handler calls made by splits (only with `maxSplitCallsPerBatch`).
+        let splitCalls: SplitCalls?
+        /// When the batch's first call started (only with a dead-letter sink).
+        let firstAttemptAt: Date?
+        /// Set at the first split, inherited by the parts.
+        var plan: FanoutPlan? = nil
     }
 
     /// Idle handler slots of the key that split calls may borrow (a ``Batcher`` lends its key's free slots, so split
@@ -155,8 +247,11 @@ where C.Duration == Duration {
                 partial = await runSingles(key: key, inputs: inputs)
             }
         } else {
-            let entries = inputs.indices.map { Entry(index: $0, deadline: deadlines?[$0]) }
-            partial = await run(key: key, inputs: inputs, entries: entries, splitCalls: SplitCalls(), slots: slots)
+            let context = Context(
+                key: key, deadlines: deadlines, slots: slots,
+                splitCalls: policy.maxSplitCallsPerBatch == nil ? nil : SplitCalls(),
+                firstAttemptAt: policy.deadLetters == nil ? nil : Date())
+            partial = await run(inputs: inputs, positions: .range(0..<inputs.count), attempts: 0, context: context)
             if policy.circuitBreaker != nil {
                 let outcome: CircuitBreaker<C.Instant>.Outcome =
                     partial.cancelled ? .neutral
@@ -176,17 +271,14 @@ where C.Duration == Duration {
                 }
             }
         }
-        var results = [Result<Output, any Error>?](repeating: nil, count: inputs.count)
-        for (index, result) in partial.results { results[index] = result }
         if !partial.deadLetters.isEmpty, let sink = policy.deadLetters {
             state.withLock { $0.statistics.deadLetters += partial.deadLetters.count }
             metrics.key(key.metricsLabel).deadLetters.increment(by: partial.deadLetters.count)
             await sink.record(partial.deadLetters)
         }
-        return results.map { $0 ?? .failure(CancellationError()) }
+        return partial.results(count: inputs.count)
     }
 
-    /// Runs part of a batch: retries while transient, bisects when poison.
     /// Handler calls made by splits of one batch, shared by its parts (for `maxSplitCallsPerBatch`).
     final class SplitCalls: Sendable {
         let count = Atomic<Int>(0)
@@ -194,44 +286,47 @@ where C.Duration == Duration {
 
     /// The parts of a split waiting for a lane.
     final class Pieces: Sendable {
-        let pieces: [([Input], [Entry])]
+        let pieces: [([Input], Positions)]
         let next = Atomic<Int>(0)
 
-        init(_ pieces: [([Input], [Entry])]) { self.pieces = pieces }
+        init(_ pieces: [([Input], Positions)]) { self.pieces = pieces }
 
-        func take() -> ([Input], [Entry])? {
+        func take() -> ([Input], Positions)? {
             let index = next.wrappingAdd(1, ordering: .relaxed).oldValue
             return index < pieces.count ? pieces[index] : nil
         }
     }
 
-    func run(key: Key, inputs: [Input], entries: [Entry], splitCalls: SplitCalls, slots: SplitSlots?) async -> Partial {
+    /// Runs part of a batch: retries while transient, splits when poison. `attempts`: calls its items already had.
+    func run(inputs: [Input], positions: Positions, attempts: Int, context: Context) async -> Partial {
         var inputs = inputs
-        var entries = entries
+        var positions = positions
+        var attempts = attempts
+        var context = context
         var partial = Partial()
         var retry = 0
+        let key = context.key
+        let learns = policy.adaptiveFanout != nil
         while true {
-            let started = Date()
-            for i in entries.indices {
-                entries[i].attempts += 1
-                if entries[i].firstAttemptAt == nil { entries[i].firstAttemptAt = started }
-            }
+            attempts += 1
             state.withLock { state in
                 state.statistics.handlerCalls += 1
                 if retry == 0 { state.budget.recordCall() }
             }
+            let started = learns ? clock.now : nil
             let error: any Error
             var kind: BatchFailureKind
             do {
                 let output = try await handler(key, inputs)
                 if output.count == inputs.count {
+                    if let started { recordLatency(key, items: inputs.count, since: started) }
                     var itemErrors = 0
-                    for (entry, result) in zip(entries, output) {
+                    for result in output {
                         if case .failure = result { itemErrors += 1 }
-                        partial.results.append((entry.index, result))
                     }
-                    partial.succeededCalls += 1
                     if itemErrors > 0 { state.withLock { $0.statistics.itemErrors += itemErrors } }
+                    partial.chunks.append((positions, .results(output)))
+                    partial.succeededCalls += 1
                     return partial
                 }
                 error = BatcherError(
@@ -240,11 +335,14 @@ where C.Duration == Duration {
             } catch let thrown {
                 error = thrown
                 kind = policy.classifier(thrown)
+                // A poison failure ran the whole part: its time says what a call of this size costs.
+                if kind == .poison, let started { recordLatency(key, items: inputs.count, since: started) }
             }
-            metrics.key(key.metricsLabel).batchFailed(kind)
+            let keyMetrics = metrics.key(key.metricsLabel)
+            keyMetrics.batchFailed(kind)
             if error is CancellationError || Task.isCancelled {
                 partial.cancelled = true
-                for entry in entries { partial.results.append((entry.index, .failure(error))) }
+                partial.chunks.append((positions, .failure(error)))
                 return partial
             }
             if kind == .transient {
@@ -254,15 +352,25 @@ where C.Duration == Duration {
                 } else {
                     let wake = clock.now.advanced(by: policy.retry.backoff(retry: retry))
                     // Items whose deadline comes before the retry would run fail now, with the handler's error.
-                    let expired = entries.indices.filter { i in entries[i].deadline.map { $0 <= wake } ?? false }
-                    if !expired.isEmpty {
-                        fail(expired.map { entries[$0] }, key: key, inputs: expired.map { inputs[$0] },
-                             error: error, kind: kind, into: &partial)
-                        partial.unresolved = true
-                        let keep = Set(entries.indices).subtracting(expired).sorted()
-                        entries = keep.map { entries[$0] }
-                        inputs = keep.map { inputs[$0] }
-                        if entries.isEmpty { return partial }
+                    if let deadlines = context.deadlines {
+                        var expired: [Int] = []
+                        var keep: [Int] = []
+                        for offset in 0..<positions.count {
+                            if let deadline = deadlines[positions[offset]], deadline <= wake {
+                                expired.append(offset)
+                            } else {
+                                keep.append(offset)
+                            }
+                        }
+                        if !expired.isEmpty {
+                            fail(
+                                positions.keeping(expired), inputs: expired.map { inputs[$0] }, attempts: attempts,
+                                error: error, kind: kind, context: context, into: &partial)
+                            partial.unresolved = true
+                            positions = positions.keeping(keep)
+                            inputs = keep.map { inputs[$0] }
+                            if inputs.isEmpty { return partial }
+                        }
                     }
                     let granted = state.withLock { state -> Bool in
                         guard state.budget.tryRetry() else {
@@ -273,12 +381,12 @@ where C.Duration == Duration {
                         return true
                     }
                     if granted {
-                        metrics.key(key.metricsLabel).retries.increment()
+                        keyMetrics.retries.increment()
                         do {
                             try await clock.sleep(until: wake, tolerance: nil)
                         } catch {
                             partial.cancelled = true
-                            for entry in entries { partial.results.append((entry.index, .failure(error))) }
+                            partial.chunks.append((positions, .failure(error)))
                             return partial
                         }
                         continue
@@ -288,58 +396,116 @@ where C.Duration == Duration {
                     kind = .fatal
                 }
             }
-            if kind == .poison, entries.count > 1, policy.bisect, splitAllowed(entries.count, splitCalls) {
+            if kind == .poison, inputs.count > 1, policy.bisect,
+                let (parts, lent) = splitPlan(count: inputs.count, context: &context)
+            {
                 state.withLock { $0.statistics.bisections += 1 }
-                metrics.key(key.metricsLabel).bisections.increment()
-                let parts = min(max(2, policy.bisectionFanout), entries.count)
-                let bounds = (0...parts).map { $0 * entries.count / parts }
+                keyMetrics.bisections.increment()
+                let count = inputs.count
                 let pieces = (0..<parts).map { p in
-                    (Array(inputs[bounds[p]..<bounds[p + 1]]), Array(entries[bounds[p]..<bounds[p + 1]]))
+                    let offsets = p * count / parts..<(p + 1) * count / parts
+                    return (Array(inputs[offsets]), positions.slice(offsets))
                 }
-                // The batch's own slot runs one lane; each slot lent by the batcher runs another. Lanes take parts
-                // one after another, so the key never has more calls in flight than slots.
-                let extraLanes =
-                    !policy.concurrentBisection ? 0 : slots.map { $0.lend(pieces.count - 1) } ?? pieces.count - 1
-                if extraLanes > 0 {
+                let context = context
+                let attempts = attempts
+                // This task runs one lane; each lent slot runs another. Lanes take parts one after another, so the
+                // key never has more calls in flight than slots.
+                if lent > 0 {
                     let queue = Pieces(pieces)
                     await withTaskGroup(of: Partial.self) { group in
-                        for lane in 0...extraLanes {
+                        for _ in 0..<lent {
                             group.addTask {
                                 var lanePartial = Partial()
-                                while let (pieceInputs, pieceEntries) = queue.take() {
+                                while let (pieceInputs, piecePositions) = queue.take() {
                                     lanePartial.merge(
                                         await self.run(
-                                            key: key, inputs: pieceInputs, entries: pieceEntries, splitCalls: splitCalls,
-                                            slots: slots))
+                                            inputs: pieceInputs, positions: piecePositions, attempts: attempts,
+                                            context: context))
                                 }
-                                if lane > 0 { slots?.giveBack() }
+                                context.slots?.giveBack()
                                 return lanePartial
                             }
                         }
-                        for await piece in group { partial.merge(piece) }
+                        while let (pieceInputs, piecePositions) = queue.take() {
+                            partial.merge(
+                                await run(
+                                    inputs: pieceInputs, positions: piecePositions, attempts: attempts,
+                                    context: context))
+                        }
+                        for await lanePartial in group { partial.merge(lanePartial) }
                     }
                 } else {
-                    for (pieceInputs, pieceEntries) in pieces {
+                    for (pieceInputs, piecePositions) in pieces {
                         partial.merge(
                             await run(
-                                key: key, inputs: pieceInputs, entries: pieceEntries, splitCalls: splitCalls,
-                                slots: slots))
+                                inputs: pieceInputs, positions: piecePositions, attempts: attempts, context: context))
                     }
                 }
                 return partial
             }
             // Given up: a lone poison item, a fatal failure, or a transient one out of attempts or budget.
-            if kind != .poison || entries.count > 1 { partial.unresolved = true }
-            fail(entries, key: key, inputs: inputs, error: error, kind: kind == .poison ? .poison : originalKind(error),
-                 into: &partial)
+            if kind != .poison || inputs.count > 1 { partial.unresolved = true }
+            fail(
+                positions, inputs: inputs, attempts: attempts, error: error,
+                kind: kind == .poison ? .poison : originalKind(error), context: context, into: &partial)
             return partial
         }
     }
 
-    /// Whether splitting a part of `count` items stays within `maxSplitCallsPerBatch` (reserving its calls if so).
-    private func splitAllowed(_ count: Int, _ splitCalls: SplitCalls) -> Bool {
-        guard let limit = policy.maxSplitCallsPerBatch else { return true }
-        let parts = min(max(2, policy.bisectionFanout), count)
+    /// Records how long a call of `items` items took in the key's latency fit.
+    private func recordLatency(_ key: Key, items: Int, since started: C.Instant) {
+        let latency = started.duration(to: clock.now)
+        state.withLock { state in
+            if state.latency.count >= 4096, state.latency[key] == nil { state.latency.removeAll() }
+            state.latency[key, default: LatencyModel()].record(weight: items, latency: latency)
+        }
+    }
+
+    /// The key's fitted handler cost per item and per call (seconds), if the executor learned any.
+    func latencyCoefficients(for key: Key) -> (perItem: Double, fixed: Double)? {
+        state.withLock { $0.latency[key]?.coefficients }.map { (perItem: $0.perWeight, fixed: $0.fixed) }
+    }
+
+    /// How the splits of a batch of `key` choose their fanout: from the latency fit when there is one.
+    private func fanoutPlan(_ key: Key) -> FanoutPlan {
+        guard let choice = policy.adaptiveFanout, let (a, b) = latencyCoefficients(for: key), a + b > 0 else {
+            return .fixed(policy.bisectionFanout)
+        }
+        return .fitted(perItem: a, fixed: b, choice)
+    }
+
+    /// The parts to split a failed part of `count` items into and the slots lent to run them (lanes besides this
+    /// task's); nil when `maxSplitCallsPerBatch` forbids the split. The first split of a batch fixes its plan.
+    private func splitPlan(count: Int, context: inout Context) -> (parts: Int, lent: Int)? {
+        let plan = context.plan ?? fanoutPlan(context.key)
+        context.plan = plan
+        let concurrent = policy.concurrentBisection
+        switch plan {
+        case .fixed(let fanout):
+            let parts = min(max(2, fanout), count)
+            guard splitAllowed(parts, context.splitCalls) else { return nil }
+            let lent = !concurrent ? 0 : context.slots.map { $0.lend(parts - 1) } ?? parts - 1
+            return (parts, lent)
+        case .fitted(let perItem, let fixed, let choice):
+            let widest = min(max(2, choice.maxFanout), count)
+            var lent = !concurrent ? 0 : context.slots.map { $0.lend(widest - 1) } ?? widest - 1
+            let lanes = concurrent && context.slots == nil ? Int.max : lent + 1
+            let parts = choice.fanout(items: count, perItem: perItem, fixed: fixed, lanes: lanes)
+            while lent > parts - 1 {
+                context.slots?.giveBack()
+                lent -= 1
+            }
+            guard splitAllowed(parts, context.splitCalls) else {
+                for _ in 0..<lent { context.slots?.giveBack() }
+                return nil
+            }
+            return (parts, lent)
+        }
+    }
+
+    /// Whether splitting in `parts` stays within `maxSplitCallsPerBatch` (reserving its calls if so).
+    private func splitAllowed(_ parts: Int, _ splitCalls: SplitCalls?) -> Bool {
+        guard let limit = policy.maxSplitCallsPerBatch, let splitCalls else { return true }
         let after = splitCalls.count.add(parts, ordering: .relaxed).newValue
         if after <= limit { return true }
         splitCalls.count.subtract(parts, ordering: .relaxed)
@@ -353,46 +519,46 @@ where C.Duration == Duration {
     }
 
     private func fail(
-        _ entries: [Entry], key: Key, inputs: [Input], error: any Error, kind: BatchFailureKind,
-        into partial: inout Partial
+        _ positions: Positions, inputs: [Input], attempts: Int, error: any Error, kind: BatchFailureKind,
+        context: Context, into partial: inout Partial
     ) {
+        state.withLock { $0.statistics.failedItems += inputs.count }
+        partial.chunks.append((positions, .failure(error)))
+        guard policy.deadLetters != nil else { return }
         let now = Date()
-        let sink = policy.deadLetters != nil
-        state.withLock { $0.statistics.failedItems += entries.count }
-        for (entry, input) in zip(entries, inputs) {
-            partial.results.append((entry.index, .failure(error)))
-            if sink {
-                partial.deadLetters.append(
-                    DeadLetter(
-                        key: key.metricsLabel, input: String(describing: input), error: String(describing: error),
-                        failure: kind, attempts: entry.attempts, firstAttemptAt: entry.firstAttemptAt ?? now,
-                        failedAt: now))
-            }
+        for input in inputs {
+            partial.deadLetters.append(
+                DeadLetter(
+                    key: context.key.metricsLabel, input: String(describing: input), error: String(describing: error),
+                    failure: kind, attempts: attempts, firstAttemptAt: context.firstAttemptAt ?? now, failedAt: now))
         }
     }
 
     /// An open breaker's degraded mode: each item alone, one call after another, no retry or bisection.
     func runSingles(key: Key, inputs: [Input]) async -> Partial {
         var partial = Partial()
+        let context = Context(key: key, deadlines: nil, slots: nil, splitCalls: nil, firstAttemptAt: nil)
         for (index, input) in inputs.enumerated() {
-            let entry = Entry(index: index, deadline: nil, attempts: 1, firstAttemptAt: Date())
+            let position = Positions.range(index..<index + 1)
             state.withLock { $0.statistics.handlerCalls += 1 }
             do {
                 let output = try await handler(key, [input])
                 if output.count == 1 {
-                    partial.results.append((index, output[0]))
+                    partial.chunks.append((position, .results(output)))
                     partial.succeededCalls += 1
                     if case .failure = output[0] { state.withLock { $0.statistics.itemErrors += 1 } }
                 } else {
                     let error = BatcherError(.resultCountMismatch, "the handler returned \(output.count) results for 1 input")
-                    fail([entry], key: key, inputs: [input], error: error, kind: .fatal, into: &partial)
+                    fail(position, inputs: [input], attempts: 1, error: error, kind: .fatal, context: context, into: &partial)
                 }
             } catch {
                 if error is CancellationError || Task.isCancelled {
-                    partial.results.append((index, .failure(error)))
+                    partial.chunks.append((position, .failure(error)))
                     continue
                 }
-                fail([entry], key: key, inputs: [input], error: error, kind: policy.classifier(error), into: &partial)
+                fail(
+                    position, inputs: [input], attempts: 1, error: error, kind: policy.classifier(error),
+                    context: context, into: &partial)
             }
         }
         return partial
