@@ -15,6 +15,15 @@ import Testing
         #expect(abs(path - 117 * micro) < 1e-12)
     }
 
+    @Test func aMeasuredStartDelayPerPartNarrowsTheSplit() {
+        // 10 µs per further part: 16ths start 30 parts late over 2 levels (517 µs), 8ths 17 over 3 levels (507 µs).
+        #expect(choice.fanout(items: 256, perItem: micro, fixed: 100 * micro, perPart: 10 * micro, lanes: .max) == 8)
+        let eighths = AdaptiveFanout.criticalPath(
+            items: 256, fanout: 8, perItem: micro, fixed: 100 * micro, perPart: 10 * micro, lanes: .max)
+        #expect(abs(eighths - 507 * micro) < 1e-12)
+        #expect(choice.fanout(items: 256, perItem: micro, fixed: 100 * micro, perPart: 0, lanes: .max) == 16)
+    }
+
     @Test func oneLaneSplitsNarrow() {
         // In sequence every part's call adds its fixed cost: quarters (4 levels × 4 calls) beat halves and 16ths.
         #expect(choice.fanout(items: 256, perItem: micro, fixed: 50 * micro, lanes: 1) == 4)

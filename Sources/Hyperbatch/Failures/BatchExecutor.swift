@@ -26,6 +26,8 @@ where C.Duration == Duration {
         var breakers: [Key: CircuitBreaker<C.Instant>] = [:]
         /// Per key, handler latency against item count (only with ``FailurePolicy/adaptiveFanout``).
         var latency: [Key: LatencyModel] = [:]
+        /// Per key, moving average of how late the parts of a split start per part queued before them (seconds).
+        var partDelay: [Key: Double] = [:]
         var statistics = FailureStatistics()
     }
 
@@ -92,7 +94,8 @@ where C.Duration == Duration {
                 return results
             }
             // Split parts (in order unless a deadline took items out): concatenate.
-            let sorted = chunks.filter { $0.positions.count > 0 }.sorted { $0.positions[0] < $1.positions[0] }
+            let starts = chunks.map { $0.positions.count > 0 ? $0.positions[0] : -1 }
+            let sorted = starts.indices.filter { starts[$0] >= 0 }.sorted { starts[$0] < starts[$1] }.map { chunks[$0] }
             var end = 0
             var contiguous = true
             for chunk in sorted {
@@ -129,7 +132,7 @@ where C.Duration == Duration {
     /// How splits of one batch choose their fanout: fixed, or from the key's latency fit read at the first split.
     enum FanoutPlan: Sendable {
         case fixed(Int)
-        case fitted(perItem: Double, fixed: Double, AdaptiveFanout)
+        case fitted(perItem: Double, fixed: Double, perPart: Double, AdaptiveFanout)
     }
 
     /// What the parts of one batch share.
@@ -291,14 +294,18 @@ where C.Duration == Duration {
 
         init(_ pieces: [([Input], Positions)]) { self.pieces = pieces }
 
-        func take() -> ([Input], Positions)? {
+        /// The next part and its place in the queue.
+        func take() -> (inputs: [Input], positions: Positions, index: Int)? {
             let index = next.wrappingAdd(1, ordering: .relaxed).oldValue
-            return index < pieces.count ? pieces[index] : nil
+            return index < pieces.count ? (pieces[index].0, pieces[index].1, index) : nil
         }
     }
 
-    /// Runs part of a batch: retries while transient, splits when poison. `attempts`: calls its items already had.
-    func run(inputs: [Input], positions: Positions, attempts: Int, context: Context) async -> Partial {
+    /// Runs part of a batch: retries while transient, splits when poison. `attempts`: calls its items already had;
+    /// `queued`: when the split that made this part started and how many parts were queued before it.
+    func run(
+        inputs: [Input], positions: Positions, attempts: Int, context: Context, queued: (at: C.Instant, index: Int)? = nil
+    ) async -> Partial {
         var inputs = inputs
         var positions = positions
         var attempts = attempts
@@ -314,12 +321,17 @@ where C.Duration == Duration {
                 if retry == 0 { state.budget.recordCall() }
             }
             let started = learns ? clock.now : nil
+            // How late this part starts for each part queued before it: what a wider split costs per part.
+            var delay: Double? = nil
+            if retry == 0, let queued, queued.index > 0, let started {
+                delay = queued.at.duration(to: started).inSeconds / Double(queued.index)
+            }
             let error: any Error
             var kind: BatchFailureKind
             do {
                 let output = try await handler(key, inputs)
                 if output.count == inputs.count {
-                    if let started { recordLatency(key, items: inputs.count, since: started) }
+                    if let started { recordLatency(key, items: inputs.count, since: started, partDelay: delay) }
                     var itemErrors = 0
                     for result in output {
                         if case .failure = result { itemErrors += 1 }
@@ -336,7 +348,9 @@ where C.Duration == Duration {
                 error = thrown
                 kind = policy.classifier(thrown)
                 // A poison failure ran the whole part: its time says what a call of this size costs.
-                if kind == .poison, let started { recordLatency(key, items: inputs.count, since: started) }
+                if kind == .poison, let started {
+                    recordLatency(key, items: inputs.count, since: started, partDelay: delay)
+                }
             }
             let keyMetrics = metrics.key(key.metricsLabel)
             keyMetrics.batchFailed(kind)
@@ -408,6 +422,7 @@ where C.Duration == Duration {
                 }
                 let context = context
                 let attempts = attempts
+                let splitAt = learns ? clock.now : nil
                 // This task runs one lane; each lent slot runs another. Lanes take parts one after another, so the
                 // key never has more calls in flight than slots.
                 if lent > 0 {
@@ -416,21 +431,21 @@ where C.Duration == Duration {
                         for _ in 0..<lent {
                             group.addTask {
                                 var lanePartial = Partial()
-                                while let (pieceInputs, piecePositions) = queue.take() {
+                                while let piece = queue.take() {
                                     lanePartial.merge(
                                         await self.run(
-                                            inputs: pieceInputs, positions: piecePositions, attempts: attempts,
-                                            context: context))
+                                            inputs: piece.inputs, positions: piece.positions, attempts: attempts,
+                                            context: context, queued: splitAt.map { ($0, piece.index) }))
                                 }
                                 context.slots?.giveBack()
                                 return lanePartial
                             }
                         }
-                        while let (pieceInputs, piecePositions) = queue.take() {
+                        while let piece = queue.take() {
                             partial.merge(
                                 await run(
-                                    inputs: pieceInputs, positions: piecePositions, attempts: attempts,
-                                    context: context))
+                                    inputs: piece.inputs, positions: piece.positions, attempts: attempts,
+                                    context: context, queued: splitAt.map { ($0, piece.index) }))
                         }
                         for await lanePartial in group { partial.merge(lanePartial) }
                     }
@@ -452,12 +467,18 @@ where C.Duration == Duration {
         }
     }
 
-    /// Records how long a call of `items` items took in the key's latency fit.
-    private func recordLatency(_ key: Key, items: Int, since started: C.Instant) {
+    /// Records how long a call of `items` items took in the key's latency fit, and how late its part started.
+    private func recordLatency(_ key: Key, items: Int, since started: C.Instant, partDelay: Double?) {
         let latency = started.duration(to: clock.now)
         state.withLock { state in
-            if state.latency.count >= 4096, state.latency[key] == nil { state.latency.removeAll() }
+            if state.latency.count >= 4096, state.latency[key] == nil {
+                state.latency.removeAll()
+                state.partDelay.removeAll()
+            }
             state.latency[key, default: LatencyModel()].record(weight: items, latency: latency)
+            if let partDelay {
+                state.partDelay[key] = state.partDelay[key].map { $0 * 0.8 + partDelay * 0.2 } ?? partDelay
+            }
         }
     }
 
@@ -468,10 +489,10 @@ where C.Duration == Duration {
 
     /// How the splits of a batch of `key` choose their fanout: from the latency fit when there is one.
     private func fanoutPlan(_ key: Key) -> FanoutPlan {
-        guard let choice = policy.adaptiveFanout, let (a, b) = latencyCoefficients(for: key), a + b > 0 else {
-            return .fixed(policy.bisectionFanout)
-        }
-        return .fitted(perItem: a, fixed: b, choice)
+        guard let choice = policy.adaptiveFanout else { return .fixed(policy.bisectionFanout) }
+        let (fit, perPart) = state.withLock { ($0.latency[key]?.coefficients, $0.partDelay[key] ?? 0) }
+        guard let (a, b) = fit, a + b > 0 else { return .fixed(policy.bisectionFanout) }
+        return .fitted(perItem: a, fixed: b, perPart: perPart, choice)
     }
 
     /// The parts to split a failed part of `count` items into and the slots lent to run them (lanes besides this
@@ -486,11 +507,11 @@ where C.Duration == Duration {
             guard splitAllowed(parts, context.splitCalls) else { return nil }
             let lent = !concurrent ? 0 : context.slots.map { $0.lend(parts - 1) } ?? parts - 1
             return (parts, lent)
-        case .fitted(let perItem, let fixed, let choice):
+        case .fitted(let perItem, let fixed, let perPart, let choice):
             let widest = min(max(2, choice.maxFanout), count)
             var lent = !concurrent ? 0 : context.slots.map { $0.lend(widest - 1) } ?? widest - 1
             let lanes = concurrent && context.slots == nil ? Int.max : lent + 1
-            let parts = choice.fanout(items: count, perItem: perItem, fixed: fixed, lanes: lanes)
+            let parts = choice.fanout(items: count, perItem: perItem, fixed: fixed, perPart: perPart, lanes: lanes)
             while lent > parts - 1 {
                 context.slots?.giveBack()
                 lent -= 1

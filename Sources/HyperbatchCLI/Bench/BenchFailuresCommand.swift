@@ -10,7 +10,8 @@ struct BenchFailuresCommand: AsyncParsableCommand {
         abstract: "Items/s and extra handler calls with k poison items per batch: bisect vs clean vs linear fallback.",
         discussion: """
             The handler sleeps 50 µs + 1 µs per item per call, as a remote call would (--spin burns the time on the CPU \
-            instead). The fanout is FailurePolicy's bisectionFanout unless --fanout overrides it. Build in release: swift run -c release hyperbatch bench failures [--poison K] [--json]
+            instead). By default each split's fanout is chosen from the executor's latency fit (FailurePolicy's \
+            adaptiveFanout, at most --max-fanout parts); --fanout F splits in F parts always. Build in release: swift run -c release hyperbatch bench failures [--poison K] [--json]
             """)
 
     @Option(help: "Poison items per batch.") var poison: Int = 1
@@ -19,7 +20,8 @@ struct BenchFailuresCommand: AsyncParsableCommand {
     @Option(help: "Fixed handler cost per call, µs.") var callMicroseconds: Int = 50
     @Option(help: "Handler cost per item, µs.") var itemMicroseconds: Int = 1
     @Flag(help: "Run the parts of a split batch one after the other.") var sequentialBisection = false
-    @Option(help: "Parts a poison batch is split into (default: the policy's bisectionFanout).") var fanout: Int?
+    @Option(help: "Split a poison batch in this many parts always (default: chosen from the latency fit).") var fanout: Int?
+    @Option(help: "The widest split the latency fit may choose.") var maxFanout: Int = AdaptiveFanout().maxFanout
     @Flag(help: "The handler spins its cost (CPU work) instead of sleeping (a remote call).") var spin = false
 
     var sleep: Bool { !spin }
@@ -36,14 +38,16 @@ struct BenchFailuresCommand: AsyncParsableCommand {
         var failed_items: Int
         /// Handler cost summed over every call (µs per batch): what one core spends, independent of machine load.
         var handler_us_per_batch: Double
+        /// CPU time of the process (all threads, user + system) per batch: what the executor and runtime spend.
+        var cpu_us_per_batch: Double
     }
 
     /// Handler cost (µs) summed over calls since the last reset.
     static let handlerMicroseconds = Atomic<Int>(0)
 
     func run() async throws {
-        guard poison >= 0, poison < batchSize, batches > 0, effectiveFanout >= 2 else {
-            throw ValidationError("need 0 <= poison < batch-size, batches > 0 and fanout >= 2")
+        guard poison >= 0, poison < batchSize, batches > 0, effectiveFanout >= 2, maxFanout >= 2 else {
+            throw ValidationError("need 0 <= poison < batch-size, batches > 0, fanout >= 2 and max-fanout >= 2")
         }
         let inputs = Self.makeBatches(batches: batches, size: batchSize, poison: poison)
         let cost = (call: Duration.microseconds(callMicroseconds), item: Duration.microseconds(itemMicroseconds))
@@ -57,7 +61,10 @@ struct BenchFailuresCommand: AsyncParsableCommand {
             struct Report: Encodable {
                 var batch_size, batches, poison_per_batch: Int
                 var concurrent_bisection: Bool
+                /// The fixed fanout (with adaptive_fanout: the one used until the latency fit exists).
                 var fanout: Int
+                var adaptive_fanout: Bool
+                var max_fanout: Int
                 var handler: String
                 var clean, bisect, linear: CaseFigures
                 var poison_vs_clean, poison_vs_linear: Double
@@ -68,7 +75,8 @@ struct BenchFailuresCommand: AsyncParsableCommand {
             encoder.outputFormatting = [.sortedKeys]
             let report = Report(
                 batch_size: batchSize, batches: batches, poison_per_batch: poison,
-                concurrent_bisection: !sequentialBisection, fanout: effectiveFanout, handler: sleep ? "sleep" : "spin", clean: clean, bisect: poisoned, linear: linear,
+                concurrent_bisection: !sequentialBisection, fanout: effectiveFanout, adaptive_fanout: fanout == nil,
+                max_fanout: maxFanout, handler: sleep ? "sleep" : "spin", clean: clean, bisect: poisoned, linear: linear,
                 poison_vs_clean: vsClean, poison_vs_linear: vsLinear,
                 handler_cost_poison_vs_clean: (clean.handler_us_per_batch / poisoned.handler_us_per_batch * 1000).rounded() / 1000,
                 handler_cost_poison_vs_linear: (linear.handler_us_per_batch / poisoned.handler_us_per_batch * 100).rounded() / 100)
@@ -76,11 +84,12 @@ struct BenchFailuresCommand: AsyncParsableCommand {
         } else {
             for f in [clean, poisoned, linear] {
                 print(String(
-                    format: "%-7@ %10.0f items/s  %6d calls  %6.1f extra calls/batch  %5d failed items  %8.1f handler µs/batch",
+                    format: "%-7@ %10.0f items/s  %6d calls  %6.1f extra calls/batch  %5d failed items  %8.1f handler µs/batch  %8.1f wall µs/batch  %8.1f cpu µs/batch",
                     f.name as NSString, f.items_per_second, f.handler_calls, f.extra_calls_per_batch, f.failed_items,
-                    f.handler_us_per_batch))
+                    f.handler_us_per_batch, f.seconds * 1e6 / Double(batches), f.cpu_us_per_batch))
             }
-            print("handler \(sleep ? "sleep" : "spin"), fanout \(effectiveFanout), \(sequentialBisection ? "sequential" : "concurrent") parts")
+            let split = fanout.map { "fanout \($0)" } ?? "adaptive fanout (2...\(maxFanout), \(effectiveFanout) until fitted)"
+            print("handler \(sleep ? "sleep" : "spin"), \(split), \(sequentialBisection ? "sequential" : "concurrent") parts")
             print("poison_vs_clean: \(vsClean)  poison_vs_linear: \(vsLinear)")
         }
     }
@@ -120,12 +129,14 @@ struct BenchFailuresCommand: AsyncParsableCommand {
         var policy = FailurePolicy(retry: .none)
         policy.concurrentBisection = !sequentialBisection
         policy.bisectionFanout = effectiveFanout
+        policy.adaptiveFanout = fanout == nil ? AdaptiveFanout(maxFanout: maxFanout) : nil
         let sleep = sleep
         let executor = BatchExecutor<String, Int, Int, ContinuousClock>(policy: policy, clock: ContinuousClock()) {
             _, batch in try await Self.handle(batch, cost: cost, sleep: sleep)
         }
         let clock = ContinuousClock()
         Self.handlerMicroseconds.store(0, ordering: .relaxed)
+        let cpu = Self.cpuMicroseconds()
         let start = clock.now
         var failed = 0
         for batch in inputs {
@@ -135,13 +146,15 @@ struct BenchFailuresCommand: AsyncParsableCommand {
         }
         let seconds = (clock.now - start).seconds
         let calls = executor.statistics.handlerCalls
-        return Self.figures(name: name, inputs: inputs, seconds: seconds, calls: calls, failed: failed)
+        return Self.figures(
+            name: name, inputs: inputs, seconds: seconds, cpu: Self.cpuMicroseconds() - cpu, calls: calls, failed: failed)
     }
 
     /// One call per batch; when it throws, one call per item (tower-batch's fallback).
     static func linear(inputs: [[Int]], cost: (call: Duration, item: Duration), sleep: Bool) async -> CaseFigures {
         let clock = ContinuousClock()
         handlerMicroseconds.store(0, ordering: .relaxed)
+        let cpu = cpuMicroseconds()
         let start = clock.now
         var calls = 0
         var failed = 0
@@ -158,17 +171,27 @@ struct BenchFailuresCommand: AsyncParsableCommand {
             await Task.yield()
         }
         let seconds = (clock.now - start).seconds
-        return figures(name: "linear", inputs: inputs, seconds: seconds, calls: calls, failed: failed)
+        return figures(
+            name: "linear", inputs: inputs, seconds: seconds, cpu: cpuMicroseconds() - cpu, calls: calls, failed: failed)
     }
 
-    static func figures(name: String, inputs: [[Int]], seconds: Double, calls: Int, failed: Int) -> CaseFigures {
+    /// User + system CPU time of the process so far, µs.
+    static func cpuMicroseconds() -> Int {
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        let user = Int(usage.ru_utime.tv_sec) * 1_000_000 + Int(usage.ru_utime.tv_usec)
+        return user + Int(usage.ru_stime.tv_sec) * 1_000_000 + Int(usage.ru_stime.tv_usec)
+    }
+
+    static func figures(name: String, inputs: [[Int]], seconds: Double, cpu: Int, calls: Int, failed: Int) -> CaseFigures {
         let items = inputs.reduce(0) { $0 + $1.count }
         return CaseFigures(
             name: name, items: items, seconds: (seconds * 1e4).rounded() / 1e4,
             items_per_second: (Double(items) / seconds).rounded(), handler_calls: calls,
             extra_calls_per_batch: (Double(calls - inputs.count) / Double(inputs.count) * 10).rounded() / 10,
             failed_items: failed,
-            handler_us_per_batch: (Double(handlerMicroseconds.load(ordering: .relaxed)) / Double(inputs.count) * 10).rounded() / 10)
+            handler_us_per_batch: (Double(handlerMicroseconds.load(ordering: .relaxed)) / Double(inputs.count) * 10).rounded() / 10,
+            cpu_us_per_batch: (Double(cpu) / Double(inputs.count) * 10).rounded() / 10)
     }
 }
 
