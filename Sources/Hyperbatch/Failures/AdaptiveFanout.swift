@@ -3,9 +3,9 @@
 ///
 /// For a part of n items it picks the fanout f in `2...maxFanout` with the shortest predicted critical path to
 /// isolate one bad item: the sum over split levels of `rounds · (b + a · partSize) + (f - 1) · d`, where a level of f
-/// parts run on `lanes` concurrent calls takes `ceil(f / lanes)` rounds and `d` is how much later each further part
-/// starts (task start-up and scheduling, which the executor measures per key). Every level is planned again for its
-/// own size.
+/// parts run on `lanes` concurrent calls takes `ceil(f / lanes)` rounds and `d` is how much later each further
+/// concurrent part finishes (task start-up, timers, wake-ups: the executor measures how far apart the first calls of a
+/// split's parts end, per key). Every level is planned again for its own size.
 ///
 /// The trade-off is latency against load: with enough lanes a wider split has fewer levels (for n = 256: 2 levels
 /// with f = 16 against 4 with f = 4 and 8 with f = 2), so a bad item is isolated and its neighbours answered sooner,
@@ -16,7 +16,7 @@
 /// ```swift
 /// let choice = AdaptiveFanout(maxFanout: 16)
 /// choice.fanout(items: 256, perItem: 1e-6, fixed: 100e-6, lanes: .max)                 // 16: 2 levels of ~0.1 ms
-/// choice.fanout(items: 256, perItem: 1e-6, fixed: 100e-6, perPart: 10e-6, lanes: .max)  // 8: 17 part starts, not 30
+/// choice.fanout(items: 256, perItem: 1e-6, fixed: 100e-6, perPart: 10e-6, lanes: .max)  // 8: 17 late parts, not 30
 /// choice.fanout(items: 256, perItem: 1e-6, fixed: 100e-6, lanes: 1)                    // 4: each call in sequence
 /// ```
 public struct AdaptiveFanout: Sendable, Hashable {
@@ -28,7 +28,7 @@ public struct AdaptiveFanout: Sendable, Hashable {
     public init(maxFanout: Int = 16) { self.maxFanout = max(2, maxFanout) }
 
     /// The fanout for a part of `items` items, given the fitted cost per item `perItem` and per call `fixed`, the
-    /// start delay per further part `perPart` (seconds) and the calls that can run at once (`lanes`, at least 1;
+    /// delay per further concurrent part `perPart` (seconds) and the calls that can run at once (`lanes`, at least 1;
     /// `.max` when unbounded).
     public func fanout(items: Int, perItem: Double, fixed: Double, perPart: Double = 0, lanes: Int) -> Int {
         let top = min(max(2, maxFanout), items)
@@ -48,7 +48,7 @@ public struct AdaptiveFanout: Sendable, Hashable {
     }
 
     /// Predicted time to isolate one bad item among `items` splitting in `fanout` parts at every level: per level,
-    /// `ceil(parts / lanes)` rounds of a call on the largest part, plus the start delay of the parts after the first.
+    /// `ceil(parts / lanes)` rounds of a call on the largest part, plus the delay of the parts after the first.
     static func criticalPath(
         items: Int, fanout: Int, perItem: Double, fixed: Double, perPart: Double = 0, lanes: Int
     ) -> Double {

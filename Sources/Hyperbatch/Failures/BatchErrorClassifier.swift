@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// Maps an error thrown by a batch handler to a ``BatchFailureKind``: retry, bisect or fail all.
 ///
@@ -49,8 +50,21 @@ public struct BatchErrorClassifier: Sendable {
             default: return .poison
             }
         }
-        let typeName = String(describing: type(of: error))
-        if typeName.contains("Timeout") || typeName.contains("TimedOut") { return .transient }
-        return .poison
+        return isTimeoutType(type(of: error)) ? .transient : .poison
     }
+
+    /// Whether an error type's name says timeout, remembered per type (formatting the name costs more than the rest).
+    private static func isTimeoutType(_ type: any Error.Type) -> Bool {
+        let id = ObjectIdentifier(type)
+        if let known = timeoutTypes.withLock({ $0[id] }) { return known }
+        let name = String(describing: type)
+        let isTimeout = name.contains("Timeout") || name.contains("TimedOut")
+        timeoutTypes.withLock { cache in
+            if cache.count >= 1024 { cache.removeAll() }
+            cache[id] = isTimeout
+        }
+        return isTimeout
+    }
+
+    private static let timeoutTypes = Mutex<[ObjectIdentifier: Bool]>([:])
 }

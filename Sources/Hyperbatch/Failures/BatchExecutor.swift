@@ -26,7 +26,8 @@ where C.Duration == Duration {
         var breakers: [Key: CircuitBreaker<C.Instant>] = [:]
         /// Per key, handler latency against item count (only with ``FailurePolicy/adaptiveFanout``).
         var latency: [Key: LatencyModel] = [:]
-        /// Per key, moving average of how late the parts of a split start per part queued before them (seconds).
+        /// Per key, moving average of how far apart the first calls of a split's concurrent parts end, per part
+        /// (seconds): the start-up, timer and wake-up work each further part adds.
         var partDelay: [Key: Double] = [:]
         var statistics = FailureStatistics()
     }
@@ -146,6 +147,8 @@ where C.Duration == Duration {
         let firstAttemptAt: Date?
         /// Set at the first split, inherited by the parts.
         var plan: FanoutPlan? = nil
+        /// The key's metric objects, looked up at the first failure and inherited by the parts.
+        var keyMetrics: HyperbatchMetrics.Key? = nil
     }
 
     /// Idle handler slots of the key that split calls may borrow (a ``Batcher`` lends its key's free slots, so split
@@ -287,24 +290,33 @@ where C.Duration == Duration {
         let count = Atomic<Int>(0)
     }
 
-    /// The parts of a split waiting for a lane.
+    /// The parts of a split waiting for a lane, and when their first calls ended.
     final class Pieces: Sendable {
         let pieces: [([Input], Positions)]
         let next = Atomic<Int>(0)
+        let ends = Mutex<(first: C.Instant?, last: C.Instant?)>((nil, nil))
+
+        /// A part's first call ended at `instant`.
+        func ended(at instant: C.Instant) {
+            ends.withLock { ends in
+                if ends.first.map({ instant < $0 }) ?? true { ends.first = instant }
+                if ends.last.map({ instant > $0 }) ?? true { ends.last = instant }
+            }
+        }
 
         init(_ pieces: [([Input], Positions)]) { self.pieces = pieces }
 
-        /// The next part and its place in the queue.
-        func take() -> (inputs: [Input], positions: Positions, index: Int)? {
+        /// The next part.
+        func take() -> (inputs: [Input], positions: Positions)? {
             let index = next.wrappingAdd(1, ordering: .relaxed).oldValue
-            return index < pieces.count ? (pieces[index].0, pieces[index].1, index) : nil
+            return index < pieces.count ? (pieces[index].0, pieces[index].1) : nil
         }
     }
 
     /// Runs part of a batch: retries while transient, splits when poison. `attempts`: calls its items already had;
-    /// `queued`: when the split that made this part started and how many parts were queued before it.
+    /// `piece`: the split this part belongs to, told when the part's first call ends (only while learning).
     func run(
-        inputs: [Input], positions: Positions, attempts: Int, context: Context, queued: (at: C.Instant, index: Int)? = nil
+        inputs: [Input], positions: Positions, attempts: Int, context: Context, piece: Pieces? = nil
     ) async -> Partial {
         var inputs = inputs
         var positions = positions
@@ -321,17 +333,12 @@ where C.Duration == Duration {
                 if retry == 0 { state.budget.recordCall() }
             }
             let started = learns ? clock.now : nil
-            // How late this part starts for each part queued before it: what a wider split costs per part.
-            var delay: Double? = nil
-            if retry == 0, let queued, queued.index > 0, let started {
-                delay = queued.at.duration(to: started).inSeconds / Double(queued.index)
-            }
             let error: any Error
             var kind: BatchFailureKind
             do {
                 let output = try await handler(key, inputs)
                 if output.count == inputs.count {
-                    if let started { recordLatency(key, items: inputs.count, since: started, partDelay: delay) }
+                    if let started { recordLatency(key, items: inputs.count, since: started, piece: retry == 0 ? piece : nil) }
                     var itemErrors = 0
                     for result in output {
                         if case .failure = result { itemErrors += 1 }
@@ -349,10 +356,11 @@ where C.Duration == Duration {
                 kind = policy.classifier(thrown)
                 // A poison failure ran the whole part: its time says what a call of this size costs.
                 if kind == .poison, let started {
-                    recordLatency(key, items: inputs.count, since: started, partDelay: delay)
+                    recordLatency(key, items: inputs.count, since: started, piece: retry == 0 ? piece : nil)
                 }
             }
-            let keyMetrics = metrics.key(key.metricsLabel)
+            let keyMetrics = context.keyMetrics ?? metrics.key(key.metricsLabel)
+            context.keyMetrics = keyMetrics
             keyMetrics.batchFailed(kind)
             if error is CancellationError || Task.isCancelled {
                 partial.cancelled = true
@@ -422,7 +430,6 @@ where C.Duration == Duration {
                 }
                 let context = context
                 let attempts = attempts
-                let splitAt = learns ? clock.now : nil
                 // This task runs one lane; each lent slot runs another. Lanes take parts one after another, so the
                 // key never has more calls in flight than slots.
                 if lent > 0 {
@@ -435,7 +442,7 @@ where C.Duration == Duration {
                                     lanePartial.merge(
                                         await self.run(
                                             inputs: piece.inputs, positions: piece.positions, attempts: attempts,
-                                            context: context, queued: splitAt.map { ($0, piece.index) }))
+                                            context: context, piece: learns ? queue : nil))
                                 }
                                 context.slots?.giveBack()
                                 return lanePartial
@@ -445,9 +452,16 @@ where C.Duration == Duration {
                             partial.merge(
                                 await run(
                                     inputs: piece.inputs, positions: piece.positions, attempts: attempts,
-                                    context: context, queued: splitAt.map { ($0, piece.index) }))
+                                    context: context, piece: learns ? queue : nil))
                         }
                         for await lanePartial in group { partial.merge(lanePartial) }
+                    }
+                    // All parts ran at once: how far apart their first calls ended is what each further part costs.
+                    if learns, lent + 1 >= parts, case (let first?, let last?) = queue.ends.withLock({ $0 }) {
+                        let perPart = first.duration(to: last).inSeconds / Double(parts - 1)
+                        state.withLock { state in
+                            state.partDelay[key] = state.partDelay[key].map { $0 * 0.8 + perPart * 0.2 } ?? perPart
+                        }
                     }
                 } else {
                     for (pieceInputs, piecePositions) in pieces {
@@ -468,17 +482,16 @@ where C.Duration == Duration {
     }
 
     /// Records how long a call of `items` items took in the key's latency fit, and how late its part started.
-    private func recordLatency(_ key: Key, items: Int, since started: C.Instant, partDelay: Double?) {
-        let latency = started.duration(to: clock.now)
+    private func recordLatency(_ key: Key, items: Int, since started: C.Instant, piece: Pieces?) {
+        let now = clock.now
+        piece?.ended(at: now)
+        let latency = started.duration(to: now)
         state.withLock { state in
             if state.latency.count >= 4096, state.latency[key] == nil {
                 state.latency.removeAll()
                 state.partDelay.removeAll()
             }
             state.latency[key, default: LatencyModel()].record(weight: items, latency: latency)
-            if let partDelay {
-                state.partDelay[key] = state.partDelay[key].map { $0 * 0.8 + partDelay * 0.2 } ?? partDelay
-            }
         }
     }
 
