@@ -290,11 +290,13 @@ where C.Duration == Duration {
         let count = Atomic<Int>(0)
     }
 
-    /// The parts of a split waiting for a lane, and when their first calls ended.
+    /// The parts of a split waiting for a lane, what they produced, and when their first calls ended.
     final class Pieces: Sendable {
         let pieces: [([Input], Positions)]
         let next = Atomic<Int>(0)
         let ends = Mutex<(first: C.Instant?, last: C.Instant?)>((nil, nil))
+        /// What the parts run by other lanes produced.
+        let collected = Mutex(Partial())
 
         /// A part's first call ended at `instant`.
         func ended(at instant: C.Instant) {
@@ -434,18 +436,18 @@ where C.Duration == Duration {
                 // key never has more calls in flight than slots.
                 if lent > 0 {
                     let queue = Pieces(pieces)
-                    await withTaskGroup(of: Partial.self) { group in
+                    // A discarding group: lanes hand their results to the queue, so this task wakes once when all are
+                    // done rather than once per lane.
+                    await withDiscardingTaskGroup { group in
                         for _ in 0..<lent {
                             group.addTask {
-                                var lanePartial = Partial()
                                 while let piece = queue.take() {
-                                    lanePartial.merge(
-                                        await self.run(
-                                            inputs: piece.inputs, positions: piece.positions, attempts: attempts,
-                                            context: context, piece: learns ? queue : nil))
+                                    let piecePartial = await self.run(
+                                        inputs: piece.inputs, positions: piece.positions, attempts: attempts,
+                                        context: context, piece: learns ? queue : nil)
+                                    queue.collected.withLock { $0.merge(piecePartial) }
                                 }
                                 context.slots?.giveBack()
-                                return lanePartial
                             }
                         }
                         while let piece = queue.take() {
@@ -454,8 +456,8 @@ where C.Duration == Duration {
                                     inputs: piece.inputs, positions: piece.positions, attempts: attempts,
                                     context: context, piece: learns ? queue : nil))
                         }
-                        for await lanePartial in group { partial.merge(lanePartial) }
                     }
+                    partial.merge(queue.collected.withLock { $0 })
                     // All parts ran at once: how far apart their first calls ended is what each further part costs.
                     if learns, lent + 1 >= parts, case (let first?, let last?) = queue.ends.withLock({ $0 }) {
                         let perPart = first.duration(to: last).inSeconds / Double(parts - 1)
@@ -493,6 +495,15 @@ where C.Duration == Duration {
             }
             state.latency[key, default: LatencyModel()].record(weight: items, latency: latency)
         }
+    }
+
+    /// What the executor learned about `key`'s calls to choose a split's fanout (``FailurePolicy/adaptiveFanout``):
+    /// the fit `t ≈ perItem·items + perCall` and how much later each further concurrent part of a split finishes;
+    /// nil before a call of `key` was timed.
+    public func learnedCosts(for key: Key) -> (perItem: Duration, perCall: Duration, perPart: Duration)? {
+        let (fit, perPart) = state.withLock { ($0.latency[key]?.coefficients, $0.partDelay[key] ?? 0) }
+        guard let (a, b) = fit else { return nil }
+        return (.seconds(a), .seconds(b), .seconds(perPart))
     }
 
     /// The key's fitted handler cost per item and per call (seconds), if the executor learned any.

@@ -40,6 +40,8 @@ struct BenchFailuresCommand: AsyncParsableCommand {
         var handler_us_per_batch: Double
         /// CPU time of the process (all threads, user + system) per batch: what the executor and runtime spend.
         var cpu_us_per_batch: Double
+        /// What the executor learned (adaptive fanout): µs per item, per call, per further concurrent part.
+        var learned_us: [String: Double]? = nil
     }
 
     /// Handler cost (µs) summed over calls since the last reset.
@@ -146,8 +148,13 @@ struct BenchFailuresCommand: AsyncParsableCommand {
         }
         let seconds = (clock.now - start).seconds
         let calls = executor.statistics.handlerCalls
-        return Self.figures(
+        var figures = Self.figures(
             name: name, inputs: inputs, seconds: seconds, cpu: Self.cpuMicroseconds() - cpu, calls: calls, failed: failed)
+        if fanout == nil, let costs = executor.learnedCosts(for: "bench") {
+            let us = { (d: Duration) in (d.seconds * 1e7).rounded() / 10 }
+            figures.learned_us = ["per_item": us(costs.perItem), "per_call": us(costs.perCall), "per_part": us(costs.perPart)]
+        }
+        return figures
     }
 
     /// One call per batch; when it throws, one call per item (tower-batch's fallback).
