@@ -70,6 +70,9 @@ import Testing
         await Self.train(executor)
         let fit = try #require(executor.latencyCoefficients(for: "k"))
         #expect(abs(fit.perItem - 1e-6) < 1e-9 && abs(fit.fixed - 50e-6) < 1e-9)
+        let learned = try #require(executor.learnedCosts(for: "k"))
+        #expect(learned.perPart == .zero)  // no split yet
+        #expect(abs(learned.perCall.inSeconds - 50e-6) < 1e-9)
         let before = log.count
         let results = await executor.execute(key: "k", inputs: Array(0..<256))
         // 256 → 16 parts of 16 → 16 single items: 1 + 16·log16(256) calls, 2 levels instead of 4 with quarters.

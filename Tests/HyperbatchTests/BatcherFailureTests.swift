@@ -26,9 +26,10 @@ import Testing
     }
 
     /// Split calls borrow the key's idle slots: however wide the fanout, the key never has more handler calls in
-    /// flight than `maxConcurrentBatches`.
-    @Test(arguments: [1, 2, 3])
-    func splitCallsStayWithinTheKeysConcurrencyLimit(limit: Int) async throws {
+    /// flight than `maxConcurrentBatches`. `timed`: calls cost time on the clock, so the fanout is chosen from the
+    /// latency fit with the lent slots as lanes (surplus slots given back).
+    @Test(arguments: [1, 2, 3], [false, true])
+    func splitCallsStayWithinTheKeysConcurrencyLimit(limit: Int, timed: Bool) async throws {
         struct Gauge { var now = 0, peak = 0, calls = 0 }
         let gauge = Mutex(Gauge())
         var policy = FailurePolicy()
@@ -36,9 +37,11 @@ import Testing
         var configuration = BatchConfiguration(maxBatchSize: 32, maxWait: .seconds(3600), flushPolicy: .eager)
         configuration.maxConcurrentBatches = limit
         let poison: Set<Int> = [3, 40, 77, 90]
+        let clock = ManualClock()
         let results = try await TestBatcher.withBatcher(
-            configuration: configuration, clock: ManualClock(), failurePolicy: policy,
+            configuration: configuration, clock: clock, failurePolicy: policy,
             handler: { _, inputs in
+                if timed { clock.advance(by: .microseconds(50 + inputs.count)) }
                 gauge.withLock { g in
                     g.now += 1
                     g.calls += 1

@@ -7,8 +7,11 @@ import Synchronization
 /// finally failed items to the dead-letter sink.
 ///
 /// Item-level failures (`Result.failure` from the handler) are final for their item and never retried or counted by
-/// the breaker. With one poison item among n, bisection costs at most `2·log2(n)` calls beyond the first;
-/// k poison items cost O(k log n). A ``Batcher`` given a ``FailurePolicy`` runs every batch through one of these.
+/// the breaker. With one poison item among n, a split in f parts per level costs at most `f·ceil(log_f(n))` calls
+/// beyond the first (16 for n = 256 with f = 2 or 4, 32 with f = 16); k poison items cost O(k log n). The fanout is
+/// ``FailurePolicy/bisectionFanout`` or, with ``FailurePolicy/adaptiveFanout``, chosen per split from the key's
+/// measured call latency (fewer levels, more calls: see ``AdaptiveFanout``). A ``Batcher`` given a ``FailurePolicy``
+/// runs every batch through one of these.
 ///
 /// ```swift
 /// let executor = BatchExecutor<String, Int, Int, ContinuousClock>(policy: .init(), clock: .continuous) { key, xs in
