@@ -145,6 +145,24 @@ import Testing
         #expect(Dictionary(uniqueKeysWithValues: sink.deadLetters.map { ($0.input, $0.attempts) }) == ["1": 2, "2": 5])
     }
 
+    @Test func anItemDroppedFromTheMiddleKeepsEveryResultInItsPlace() async throws {
+        let clock = ManualClock()
+        let log = CallLog()
+        let retry = RetryPolicy(maxAttempts: 3, initialBackoff: .milliseconds(100), budgetReserve: 10, random: { 1 })
+        let executor = Executor(policy: Self.policy(retry: retry), clock: clock) { _, inputs in
+            log.record(inputs)
+            if log.count == 1 { throw FlakyError() }
+            return inputs.map { .success($0 * 10) }
+        }
+        let deadline = ManualClock.Instant(offset: .milliseconds(50))
+        let task = Task { await executor.execute(key: "k", inputs: [1, 2, 3, 4], deadlines: [nil, deadline, nil, nil]) }
+        clock.advance(to: await clock.nextSleep())
+        let results = await task.value
+        #expect(log.all == [[1, 2, 3, 4], [1, 3, 4]])
+        #expect(try results[0].get() == 10 && results[1].failure is FlakyError)
+        #expect(try results[2].get() == 30 && results[3].get() == 40)
+    }
+
     @Test func backoffIsExponentialWithFullJitterAndACap() {
         var policy = RetryPolicy(maxAttempts: 10, initialBackoff: .milliseconds(10), maxBackoff: .milliseconds(50))
         #expect(policy.backoffCeiling(retry: 1) == .milliseconds(10))

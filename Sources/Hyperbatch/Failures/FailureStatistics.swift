@@ -8,7 +8,7 @@ public struct FailureStatistics: Sendable, Hashable {
     public var retries = 0
     /// Retries refused because the retry budget was spent.
     public var retriesDenied = 0
-    /// Batches split in two.
+    /// Splits made (a batch or part split into 2 or more parts).
     public var bisections = 0
     /// Items that failed with a batch-level error (after retry and bisection).
     public var failedItems = 0
