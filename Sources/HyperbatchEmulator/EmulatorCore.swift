@@ -299,7 +299,11 @@ public final class EmulatorCore: Sendable {
         let parsed: ParsedRequests, errors: [[String: Any]], model: String?
         do {
             let map = try MappedFile(path: file.path)
-            (parsed, errors, model) = validateOpenAI(map.bytes, range: file.offset..<(file.offset + file.bytes), endpoint: endpoint, progress: map.release(before:))
+            let range = file.offset..<(file.offset + file.bytes)
+            // A line count first, so the records take one allocation of the right size.
+            let lines = Self.lineCount(map.bytes, range, progress: map.release(before:)) + 1
+            map.rewind()
+            (parsed, errors, model) = validateOpenAI(map.bytes, range: range, endpoint: endpoint, expectedLines: lines, progress: map.release(before:))
         } catch {
             return storageFailed(error, anthropic: false)
         }

@@ -85,8 +85,8 @@ public struct EmulatorFileBody: Sendable {
 
     /// Reads bytes `range` of the body (relative to `offset`).
     public func read(_ range: Range<Int>) throws -> [UInt8] {
-        let reader = try FileReader(path: path)
-        return try reader.read(at: offset + range.lowerBound, count: range.count)
+        var buffer = try FileReader(path: path).read(at: offset + range.lowerBound, count: range.count)
+        return buffer.readBytes(length: buffer.readableBytes) ?? []
     }
 }
 
@@ -102,13 +102,14 @@ final class FileReader: @unchecked Sendable {
 
     deinit { Glibc.close(fd) }
 
-    /// Reads `count` bytes at `offset` (fewer only at the end of the file).
-    func read(at offset: Int, count: Int) throws -> [UInt8] {
-        guard count > 0 else { return [] }
-        return try [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in
+    /// Reads `count` bytes at `offset` straight into a new buffer (fewer only at the end of the file).
+    func read(at offset: Int, count: Int) throws -> ByteBuffer {
+        var buffer = ByteBufferAllocator().buffer(capacity: count)
+        guard count > 0 else { return buffer }
+        try buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: count) { raw in
             var done = 0
             while done < count {
-                let n = pread(fd, buffer.baseAddress! + done, count - done, off_t(offset + done))
+                let n = pread(fd, raw.baseAddress! + done, count - done, off_t(offset + done))
                 if n < 0 {
                     if errno == EINTR { continue }
                     throw EmulatorStorageError.io("read", errno)
@@ -116,8 +117,9 @@ final class FileReader: @unchecked Sendable {
                 if n == 0 { break }
                 done += n
             }
-            initialized = done
+            return done
         }
+        return buffer
     }
 }
 
@@ -214,6 +216,7 @@ enum Multipart {
 }
 
 import Foundation
+import NIOCore
 #if canImport(Glibc)
 import Glibc
 #endif

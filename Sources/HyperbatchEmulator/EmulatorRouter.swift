@@ -135,8 +135,8 @@ enum EmulatorRouter {
         streamed: @escaping @Sendable (Int, Int) async -> Void
     ) -> Response {
         guard file.count > chunkSize else {
-            let bytes = (try? file.read(0..<file.count)) ?? []
-            return Response(status: status, headers: fields, body: ResponseBody(byteBuffer: ByteBuffer(bytes: bytes)))
+            let bytes = (try? FileReader(path: file.path).read(at: file.offset, count: file.count)) ?? ByteBuffer()
+            return Response(status: status, headers: fields, body: ResponseBody(byteBuffer: bytes))
         }
         return Response(status: status, headers: fields, body: ResponseBody(contentLength: file.count) { writer in
             let reader = try FileReader(path: file.path)
@@ -145,8 +145,8 @@ enum EmulatorRouter {
                 let end = min(file.count, offset + chunkSize)
                 await streamed(end - offset, offset)
                 let piece = try reader.read(at: file.offset + offset, count: end - offset)
-                guard piece.count == end - offset else { throw EmulatorStorageError.io("short read of \(file.path)", EIO) }
-                try await writer.write(ByteBuffer(bytes: piece))
+                guard piece.readableBytes == end - offset else { throw EmulatorStorageError.io("short read of \(file.path)", EIO) }
+                try await writer.write(piece)
                 offset = end
             }
             try await writer.finish(nil)

@@ -51,6 +51,14 @@ final class MappedFile: @unchecked Sendable {
         released = end
     }
 
+    /// Drops every resident page and starts a new forward scan from the beginning.
+    func rewind() {
+        if let base = bytes.baseAddress, released < bytes.count {
+            madvise(UnsafeMutableRawPointer(mutating: base), bytes.count, Int32(MADV_DONTNEED))
+        }
+        released = 0
+    }
+
     /// Drops every resident page of the map (random-access readers call this every few thousand lines when the
     /// file is larger than `window`).
     func releaseAll() {

@@ -35,7 +35,7 @@ extension EmulatorCore {
     /// Validates the OpenAI input file held in `all[range]`; returns its requests, the `errors.data` entries and the
     /// model. `progress` is called with the offset reached, so a mapped file can drop the pages behind it.
     func validateOpenAI(
-        _ all: UnsafeBufferPointer<UInt8>, range: Range<Int>, endpoint: String, progress: (Int) -> Void = { _ in }
+        _ all: UnsafeBufferPointer<UInt8>, range: Range<Int>, endpoint: String, expectedLines: Int = 0, progress: (Int) -> Void = { _ in }
     ) -> (ParsedRequests, [[String: Any]], String?) {
         var parsed = ParsedRequests()
         var errors: [[String: Any]] = []
@@ -49,6 +49,8 @@ extension EmulatorCore {
         var lineNo = 0
         var start = range.lowerBound
         let limit = range.upperBound
+        parsed.requests.reserveCapacity(expectedLines)
+        ids.reserveCapacity(expectedLines)
         while start <= limit {
             var end = limit
             if start < limit, let base = all.baseAddress, let nl = memchr(base + start, 10, limit - start) {
@@ -83,6 +85,19 @@ extension EmulatorCore {
         parsed.models = [model ?? ""]
         parsed.customIDDigest = Self.customIDDigest(ids)
         return (parsed, errors, model)
+    }
+
+    /// Newlines in `all[range]`; `progress` is called with the offset reached.
+    static func lineCount(_ all: UnsafeBufferPointer<UInt8>, _ range: Range<Int>, progress: (Int) -> Void = { _ in }) -> Int {
+        guard let base = all.baseAddress else { return 0 }
+        var count = 0
+        var i = range.lowerBound
+        while i < range.upperBound, let nl = memchr(base + i, 10, range.upperBound - i) {
+            count += 1
+            i = (UnsafeRawPointer(nl) - UnsafeRawPointer(base)) + 1
+            progress(i)
+        }
+        return count
     }
 
     /// Parses `{"requests":[{"custom_id":…,"params":{…}}]}` with `FastJSON` (no Foundation objects per request);
