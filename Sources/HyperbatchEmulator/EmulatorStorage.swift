@@ -31,6 +31,7 @@ public final class EmulatorStorage: Sendable {
             if !s.created {
                 try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
                 s.created = true
+                Self.removeLeftovers(besides: directory)
             }
             s.next += 1
             return s.next
@@ -45,6 +46,17 @@ public final class EmulatorStorage: Sendable {
         try writer.append(bytes)
         try writer.close()
         return path
+    }
+
+    /// Removes storage directories next to `directory` left by emulators whose process is gone (killed before
+    /// they could clean up).
+    static func removeLeftovers(besides directory: String) {
+        let parent = (directory as NSString).deletingLastPathComponent
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: parent)) ?? [] where name.hasPrefix("hyperbatch-emulator-") {
+            let fields = name.split(separator: "-")
+            guard fields.count == 4, let pid = Int32(fields[2]), pid != getpid(), kill(pid, 0) != 0, errno == ESRCH else { continue }
+            try? FileManager.default.removeItem(atPath: parent + "/" + name)
+        }
     }
 
     /// Removes the directory and every file in it; later writes fail. Files still open or mapped stay readable

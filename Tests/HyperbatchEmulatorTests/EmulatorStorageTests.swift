@@ -1,5 +1,8 @@
 import AsyncHTTPClient
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import HyperbatchEmulator
 import NIOCore
 import NIOHTTP1
@@ -80,6 +83,34 @@ import Testing
         }
         // Shutdown removed the storage directory.
         #expect(try FileManager.default.contentsOfDirectory(atPath: parent).isEmpty)
+    }
+
+    /// A storage directory left by a killed emulator (its process is gone) is removed by the next emulator that
+    /// stores a file under the same parent; one of a live process is left alone.
+    @Test func leftoversOfDeadEmulatorsAreRemoved() throws {
+        let parent = try Self.parentDirectory()
+        defer { try? FileManager.default.removeItem(atPath: parent) }
+        let child = Process()
+        child.executableURL = URL(fileURLWithPath: "/bin/true")
+        try child.run()
+        child.waitUntilExit()
+        let dead = parent + "/hyperbatch-emulator-\(child.processIdentifier)-0badc0de"
+        let live = parent + "/hyperbatch-emulator-\(getppid())-0000live"
+        for d in [dead, live] {
+            try FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
+            FileManager.default.createFile(atPath: d + "/1-upload", contents: Data("x".utf8))
+        }
+        var config = EmulatorConfiguration()
+        config.storageDirectory = parent
+        let core = EmulatorCore(configuration: config)
+        let r = core.handle(EmulatorRequest(method: "POST", path: "/v1/messages/batches", headers: ["x-api-key": "k"],
+                                            body: Array(#"{"requests":[{"custom_id":"a","params":{"model":"m"}}]}"#.utf8)), now: 0)
+        #expect(r.status == 200)
+        #expect(!FileManager.default.fileExists(atPath: dead))
+        #expect(FileManager.default.fileExists(atPath: live + "/1-upload"))
+        #expect(FileManager.default.fileExists(atPath: core.storage.directory))
+        core.removeStorage()
+        #expect(!FileManager.default.fileExists(atPath: core.storage.directory))
     }
 
     /// The same inputs give the same result bytes from two emulators (results are derived, not stored state), and
