@@ -24,13 +24,13 @@ public final class EmulatorCore: Sendable {
         var id: String, seq: Int, endpoint: String, model: String?, inputFileID: String
         var metadata: [String: String], lifecycle: BatchLifecycle, errors: [[String: Any]]
         /// The spooled input (the upload's file) and its requests.
-        var inputPath: String, requests: [SpooledRequest], customIDDigest: String
+        var inputPath: String, requests: SpooledRequestIndex, customIDDigest: String
         var outputFileID: String?, errorFileID: String?, materialized = false
     }
     struct AnthropicBatch: Sendable {
         var id: String, seq: Int, lifecycle: BatchLifecycle
         /// The spooled create body and its requests.
-        var path: String, requests: [SpooledRequest], models: [String], customIDDigest: String
+        var path: String, requests: SpooledRequestIndex, models: [String], customIDDigest: String
         var deleted = false
     }
     struct State: @unchecked Sendable {
@@ -223,6 +223,7 @@ public final class EmulatorCore: Sendable {
             let (path, _) = try bodyFile(request)
             defer { unlink(path) }
             let map = try MappedFile(path: path)
+            defer { withExtendedLifetime(map) {} }
             let form = Multipart.parse(body: map.bytes, contentType: request.headers["content-type"] ?? "", progress: map.release(before:))
             guard let file = form["file"] else { return oaError(400, "Missing file.", type: "invalid_request_error", param: "file", code: nil) }
             let purpose = form["purpose"].map { String(decoding: UnsafeBufferPointer(rebasing: map.bytes[$0.range]), as: UTF8.self) } ?? ""
@@ -296,14 +297,16 @@ public final class EmulatorCore: Sendable {
         guard let file = state.withLock({ $0.files[fileID] }) else {
             return oaError(400, "Cannot find file \(fileID), or project does not have access to it.", type: "invalid_request_error", param: "file_id", code: nil)
         }
-        let parsed: ParsedRequests, errors: [[String: Any]], model: String?
+        let parsed: ParsedRequests, errors: [[String: Any]], model: String?, index: SpooledRequestIndex
         do {
             let map = try MappedFile(path: file.path)
+            defer { withExtendedLifetime(map) {} }
             let range = file.offset..<(file.offset + file.bytes)
             // A line count first, so the records take one allocation of the right size.
             let lines = Self.lineCount(map.bytes, range, progress: map.release(before:)) + 1
             map.rewind()
             (parsed, errors, model) = validateOpenAI(map.bytes, range: range, endpoint: endpoint, expectedLines: lines, progress: map.release(before:))
+            index = try SpooledRequestIndex(writing: parsed.requests, to: storage)
         } catch {
             return storageFailed(error, anthropic: false)
         }
@@ -315,7 +318,7 @@ public final class EmulatorCore: Sendable {
             lc.validationFails = !errors.isEmpty
             lc.expireAfterFraction = f.expireAfterFraction
             let b = OpenAIBatch(id: id, seq: seq, endpoint: endpoint, model: model, inputFileID: fileID, metadata: metadata, lifecycle: lc, errors: errors,
-                                inputPath: file.path, requests: parsed.requests, customIDDigest: parsed.customIDDigest)
+                                inputPath: file.path, requests: index, customIDDigest: parsed.customIDDigest)
             s.batches[id] = b
             return b
         }
@@ -410,8 +413,12 @@ public final class EmulatorCore: Sendable {
     ) throws -> (output: (path: String, bytes: Int)?, errors: (path: String, bytes: Int)?) {
         let map = try MappedFile(path: b.inputPath)
         let input = map.bytes
+        let mapped = try b.requests.open()
+        let requests = mapped.records
+        // `input` and `requests` point into these maps.
+        defer { withExtendedLifetime((map, mapped)) {} }
         let f = faults
-        let ids = b.requests.map { $0.customID(in: input) }
+        let ids = requests.map { $0.customID(in: input) }
         let keys = ids.map { hash("order", $0) }
         let order = ids.indices.sorted { keys[$0] < keys[$1] }
         let outPath = try storage.newPath("batch_output.jsonl"), errPath = try storage.newPath("batch_errors.jsonl")
@@ -420,7 +427,7 @@ public final class EmulatorCore: Sendable {
         let model = b.model ?? ""
         for (k, i) in order.enumerated() {
             if k % 4096 == 4095 { map.releaseAll() }
-            let r = b.requests[i]
+            let r = requests[i]
             let customID = ids[i]
             let reqID = "batch_req_\(SyntheticResponse.digest(Array(b.id.utf8) + customID.utf8))"
             if i >= done {
@@ -464,11 +471,14 @@ public final class EmulatorCore: Sendable {
         let (phase, since) = lc.phase(at: now)
         let done = lc.processed(at: now)
         let f = faults
-        let failedCount = phase == .failed ? 0 : b.requests.prefix(done).reduce(0) { $0 + (requestErrors(roll: $1.roll, faults: f) ? 1 : 0) }
+        // The records are read only when some work is done.
+        let (errored, usageIn) = done == 0 ? (0, 0) : ((try? b.requests.withRecords { records in
+            records.prefix(done).reduce((0, 0)) { sum, r in (sum.0 + (requestErrors(roll: r.roll, faults: f) ? 1 : 0), sum.1 + r.inputTokens) }
+        }) ?? (0, 0))
+        let failedCount = phase == .failed ? 0 : errored
         func ts(_ t: Double?) -> Any { t.map { Int($0) as Any } ?? NSNull() }
         let started = phase != .validating && phase != .failed && now >= lc.startAt
         let finalizing: Double? = [.finalizing, .completed].contains(phase) ? lc.workEndAt : nil
-        let usageIn = b.requests.prefix(done).reduce(0) { $0 + $1.inputTokens }
         var o: [String: Any] = [
             "id": b.id, "object": "batch", "endpoint": b.endpoint, "model": b.model as Any? ?? NSNull(),
             "errors": phase == .failed ? ["object": "list", "data": b.errors] as Any : NSNull(),
@@ -536,16 +546,18 @@ public final class EmulatorCore: Sendable {
         if (request.spooledBody?.count ?? request.body.count) > configuration.anthropicMaxBytes {
             return anError(413, "request_too_large", "Request exceeds the maximum allowed number of bytes.")
         }
-        let parsed: ParsedRequests, kept: String
+        let parsed: ParsedRequests, kept: String, index: SpooledRequestIndex
         do {
             let (path, _) = try bodyFile(request)
             defer { unlink(path) }
             let map = try MappedFile(path: path)
+            defer { withExtendedLifetime(map) {} }
             switch scanMessageBatch(map.bytes, progress: map.release(before:)) {
             case .failure(let message): return anError(400, "invalid_request_error", message.text)
             case .success(let p): parsed = p
             }
             kept = try keep(path, as: "message_batch.json")
+            index = try SpooledRequestIndex(writing: parsed.requests, to: storage)
         } catch {
             return storageFailed(error, anthropic: true)
         }
@@ -555,7 +567,7 @@ public final class EmulatorCore: Sendable {
             let (n, seq) = s.newID("")
             var lc = BatchLifecycle(createdAt: now, total: parsed.requests.count, rate: cfg.requestsPerSecond, validationSeconds: 0, finalizingSeconds: cfg.finalizingSeconds, windowSeconds: cfg.completionWindowSeconds)
             lc.expireAfterFraction = f.expireAfterFraction
-            let b = AnthropicBatch(id: "msgbatch_" + n, seq: seq, lifecycle: lc, path: kept, requests: parsed.requests, models: parsed.models,
+            let b = AnthropicBatch(id: "msgbatch_" + n, seq: seq, lifecycle: lc, path: kept, requests: index, models: parsed.models,
                                    customIDDigest: parsed.customIDDigest)
             s.messageBatches[b.id] = b
             return b
@@ -563,10 +575,10 @@ public final class EmulatorCore: Sendable {
         return json(200, messageBatchJSON(b, now: now))
     }
 
-    private func anthropicResultKind(_ b: AnthropicBatch, index i: Int, now: Double) -> String {
+    private func anthropicResultKind(_ b: AnthropicBatch, index i: Int, roll: UInt64, now: Double) -> String {
         let (phase, _) = b.lifecycle.phase(at: now)
         if i >= b.lifecycle.processed(at: now) { return phase == .expired ? "expired" : "canceled" }
-        return requestErrors(roll: b.requests[i].roll, faults: faults) ? "errored" : "succeeded"
+        return requestErrors(roll: roll, faults: faults) ? "errored" : "succeeded"
     }
 
     func messageBatchJSON(_ b: AnthropicBatch, now: Double) -> [String: Any] {
@@ -574,7 +586,9 @@ public final class EmulatorCore: Sendable {
         let ended = phase.isTerminal
         var counts = ["processing": 0, "succeeded": 0, "errored": 0, "canceled": 0, "expired": 0]
         if ended {
-            for i in b.requests.indices { counts[anthropicResultKind(b, index: i, now: now), default: 0] += 1 }
+            _ = try? b.requests.withRecords { records in
+                for (i, r) in records.enumerated() { counts[anthropicResultKind(b, index: i, roll: r.roll, now: now), default: 0] += 1 }
+            }
         } else {
             counts["processing"] = b.requests.count
         }
@@ -590,15 +604,16 @@ public final class EmulatorCore: Sendable {
     /// the front end sends it, in a deterministic order that is not the input order.
     private func anthropicResults(_ b: AnthropicBatch, now: Double) throws -> EmulatorBodyChunks {
         let map = try MappedFile(path: b.path)
-        let keys = b.requests.map { hash("order", $0.customID(in: map.bytes)) }
-        let order = b.requests.indices.sorted { keys[$0] < keys[$1] }
+        let mapped = try b.requests.open()
+        let keys = mapped.records.map { hash("order", $0.customID(in: map.bytes)) }
+        let order = keys.indices.sorted { keys[$0] < keys[$1] }
         return EmulatorBodyChunks(count: order.count, itemsPerChunk: 1000) { [self] range in
             defer { map.releaseAll() }
             var out: [UInt8] = []
             for k in range {
-                let r = b.requests[order[k]]
+                let r = mapped.records[order[k]]
                 let customID = r.customID(in: map.bytes)
-                let kind = anthropicResultKind(b, index: order[k], now: now)
+                let kind = anthropicResultKind(b, index: order[k], roll: r.roll, now: now)
                 let result: [String: Any]
                 switch kind {
                 case "succeeded": result = ["type": "succeeded", "message": SyntheticResponse.anthropicMessage(customID: customID, model: b.models[Int(r.model)], body: Array(r.body(in: map.bytes)))]

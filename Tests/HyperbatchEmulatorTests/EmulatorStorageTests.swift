@@ -74,8 +74,10 @@ import Testing
             #expect(out.body.count > 256 * 1024)
             #expect(out.headers.first(name: "content-length") == String(out.body.count))
             #expect(object["bytes"] as? Int == out.body.count)
+            // The upload, the batch's request records and the output file.
             let onDisk = Self.files(in: directory)
-            #expect(onDisk.count == 2)
+            #expect(onDisk.count == 3)
+            #expect(onDisk.keys.filter { $0.hasSuffix("requests.index") }.count == 1)
             #expect(onDisk.values.contains(out.body))
             let ids = out.body.split(separator: 10).compactMap { front.object(Array($0))["custom_id"] as? String }
             #expect(Set(ids) == Set((0..<n).map { "r\($0)" }))
@@ -143,8 +145,8 @@ import Testing
         }
         let a = try run()
         let b = try run()
-        // Upload, output, error file and the Anthropic body.
-        #expect(a.filesOnDisk == 4)
+        // Upload, its request records, output and error file; the Anthropic body and its request records.
+        #expect(a.filesOnDisk == 6)
         #expect(a.directory != b.directory)
         #expect(a.openAI == b.openAI)
         #expect(a.anthropic == b.anthropic)
