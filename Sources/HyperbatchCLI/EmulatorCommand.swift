@@ -22,6 +22,8 @@ struct EmulatorCommand: AsyncParsableCommand {
     @Option(help: "Delay of a slow answer, in seconds.") var slowResponseSeconds: Double = 2
     @Option(help: "Expire batches after this fraction of their work.") var expireAfter: Double?
     @Option(help: "Seed of every pseudo-random choice.") var seed: UInt64 = 1
+    @Option(help: "Directory under which uploaded and result files are kept (a new subdirectory, removed at exit; default: the system temporary directory).")
+    var storageDirectory: String?
 
     func run() async throws {
         var config = EmulatorConfiguration()
@@ -30,6 +32,7 @@ struct EmulatorCommand: AsyncParsableCommand {
         config.speedUp = speedUp
         config.requestsPerSecond = rate
         config.seed = seed
+        config.storageDirectory = storageDirectory
         config.faults.requestErrorRate = errorRate
         config.faults.http429Rate = http429Rate
         config.faults.http5xxRate = http5xxRate

@@ -7,7 +7,8 @@ import ServiceLifecycle
 /// batch APIs on one loopback port, in front of `EmulatorCore`.
 ///
 /// Emulated time = wall time at start + (clock elapsed × `speedUp`); batch state derives from it. Port 0 picks a
-/// free port; `endpoint` reports the bound one once `run()` listens.
+/// free port; `endpoint` reports the bound one once `run()` listens. File bytes are kept on disk in
+/// `core.storage`, removed when `run()` returns.
 public final class Emulator<C: Clock>: Service, Sendable where C.Duration == Duration {
     /// The request-handling core (state and lifecycles).
     public let core: EmulatorCore
@@ -69,6 +70,7 @@ public final class Emulator<C: Clock>: Service, Sendable where C.Duration == Dur
         let core = self.core
         let router = EmulatorRouter.build(
             maxBodyBytes: maxBody, handle: { [self] in try await self.handle($0) }, tooLarge: { core.tooLarge($0) },
+            storage: core.storage,
             streamed: { size, offset in
                 await core.waitIfHeld(bodyOffset: offset)
                 core.noteStreamed(size)
@@ -87,6 +89,8 @@ public final class Emulator<C: Clock>: Service, Sendable where C.Duration == Dur
             },
             logger: serverLogger
         )
+        // Stored files go with the server.
+        defer { core.removeStorage() }
         do {
             try await app.run()
         } catch {

@@ -26,6 +26,9 @@ public struct EmulatorConfiguration: Sendable {
     public var faults: EmulatorFaults = .init()
     /// Seed of every pseudo-random choice, so runs are deterministic.
     public var seed: UInt64 = 1
+    /// Where uploaded files, create bodies and result files are kept: the emulator makes a new subdirectory here
+    /// and removes it when it shuts down. nil: the system temporary directory.
+    public var storageDirectory: String? = nil
 
     /// Creates the default configuration (fast: a 1,000-request batch ends in about 2 s).
     public init() {}

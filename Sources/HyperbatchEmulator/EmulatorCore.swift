@@ -1,22 +1,37 @@
 import Foundation
 import Synchronization
 
-/// The emulator's in-memory state and request handling, independent of any HTTP server.
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The emulator's state and request handling, independent of any HTTP server.
 ///
 /// Every call passes the current emulated time (seconds since the Unix epoch); the lifecycle of each batch is
 /// derived from it (`BatchLifecycle`), so nothing runs in the background.
+///
+/// File bytes live on disk in `storage`, as a provider keeps them: uploads and Anthropic create bodies are spooled
+/// there, each batch keeps one 32-byte `SpooledRequest` per request (where its parts lie in the spooled file), and
+/// OpenAI result files are written there line by line when a batch ends; downloads read them back piece by piece.
+/// Memory therefore grows by a few dozen bytes per request, not with file sizes.
 public final class EmulatorCore: Sendable {
     struct StoredFile: Sendable {
-        var id: String, seq: Int, bytes: Int, createdAt: Double, filename: String, purpose: String, data: [UInt8]
+        var id: String, seq: Int, bytes: Int, createdAt: Double, filename: String, purpose: String
+        /// Where the content lies: `bytes` bytes from `offset` of the file at `path` in `storage`.
+        var path: String, offset: Int
     }
-    struct Line: Sendable { var customID: String, body: [UInt8], model: String }
     struct OpenAIBatch: @unchecked Sendable {
         var id: String, seq: Int, endpoint: String, model: String?, inputFileID: String
-        var metadata: [String: String], lifecycle: BatchLifecycle, lines: [Line], errors: [[String: Any]]
+        var metadata: [String: String], lifecycle: BatchLifecycle, errors: [[String: Any]]
+        /// The spooled input (the upload's file) and its requests.
+        var inputPath: String, requests: SpooledRequestIndex, customIDDigest: String
         var outputFileID: String?, errorFileID: String?, materialized = false
     }
     struct AnthropicBatch: Sendable {
-        var id: String, seq: Int, lifecycle: BatchLifecycle, lines: [Line], deleted = false
+        var id: String, seq: Int, lifecycle: BatchLifecycle
+        /// The spooled create body and its requests.
+        var path: String, requests: SpooledRequestIndex, models: [String], customIDDigest: String
+        var deleted = false
     }
     struct State: @unchecked Sendable {
         var nextID = 0
@@ -40,12 +55,18 @@ public final class EmulatorCore: Sendable {
     private let streamedBytes = Atomic<Int>(0)
     /// The configuration the core was created with (faults change at run time).
     public let configuration: EmulatorConfiguration
+    /// Where file bytes are kept (a new directory under `configuration.storageDirectory`).
+    public let storage: EmulatorStorage
 
     /// Creates an empty emulator.
     public init(configuration: EmulatorConfiguration) {
         self.configuration = configuration
         self.state = Mutex(State(faults: configuration.faults))
+        self.storage = EmulatorStorage(parent: configuration.storageDirectory)
     }
+
+    /// Removes every stored file (the emulator calls it when it shuts down; also done when the core is released).
+    public func removeStorage() { storage.removeAll() }
 
     /// Bytes of streamed response bodies (result files, Anthropic results) handed to the HTTP server so far: an
     /// upper bound on what any client has received of them. Counted before each piece is written.
@@ -178,21 +199,50 @@ public final class EmulatorCore: Sendable {
 
     // MARK: OpenAI files
 
+    /// The request's body as a file in `storage`: the front end's spool, or the in-memory body written out. The
+    /// caller removes `path` when done unless it took the file over (by renaming it).
+    private func bodyFile(_ request: EmulatorRequest) throws -> (path: String, count: Int) {
+        if let spooled = request.spooledBody { return (spooled.path, spooled.count) }
+        return (try storage.write(request.body, name: "body"), request.body.count)
+    }
+
+    /// Moves a spooled file to a path of its own in `storage` (so the spooler's clean-up leaves it alone).
+    private func keep(_ path: String, as name: String) throws -> String {
+        let kept = try storage.newPath(name)
+        guard rename(path, kept) == 0 else { throw EmulatorStorageError.io("cannot keep \(path)", errno) }
+        return kept
+    }
+
+    private func storageFailed(_ error: any Error, anthropic: Bool) -> EmulatorResponse {
+        anthropic ? anError(500, "api_error", "Emulator storage failed: \(error)")
+            : oaError(500, "Emulator storage failed: \(error)", type: "server_error", code: nil)
+    }
+
     private func uploadFile(_ request: EmulatorRequest, now: Double) -> EmulatorResponse {
-        let form = Multipart.parse(body: request.body, contentType: request.headers["content-type"] ?? "")
-        guard let file = form["file"] else { return oaError(400, "Missing file.", type: "invalid_request_error", param: "file", code: nil) }
-        let purpose = form["purpose"].map { String(decoding: $0.data, as: UTF8.self) } ?? ""
-        guard purpose == "batch" else { return oaError(400, "Invalid purpose '\(purpose)'.", type: "invalid_request_error", param: "purpose", code: nil) }
-        if file.data.count > configuration.openAIMaxBytes {
-            return oaError(413, "File too large.", type: "invalid_request_error", param: "file", code: nil)
+        do {
+            let (path, _) = try bodyFile(request)
+            defer { unlink(path) }
+            let map = try MappedFile(path: path)
+            defer { withExtendedLifetime(map) {} }
+            let form = Multipart.parse(body: map.bytes, contentType: request.headers["content-type"] ?? "", progress: map.release(before:))
+            guard let file = form["file"] else { return oaError(400, "Missing file.", type: "invalid_request_error", param: "file", code: nil) }
+            let purpose = form["purpose"].map { String(decoding: UnsafeBufferPointer(rebasing: map.bytes[$0.range]), as: UTF8.self) } ?? ""
+            guard purpose == "batch" else { return oaError(400, "Invalid purpose '\(purpose)'.", type: "invalid_request_error", param: "purpose", code: nil) }
+            if file.range.count > configuration.openAIMaxBytes {
+                return oaError(413, "File too large.", type: "invalid_request_error", param: "file", code: nil)
+            }
+            let kept = try keep(path, as: "upload.jsonl")
+            let stored = state.withLock { s -> StoredFile in
+                let (id, seq) = s.newID("file-")
+                let f = StoredFile(id: id, seq: seq, bytes: file.range.count, createdAt: now, filename: file.filename ?? "upload.jsonl", purpose: "batch",
+                                   path: kept, offset: file.range.lowerBound)
+                s.files[id] = f
+                return f
+            }
+            return json(200, fileJSON(stored))
+        } catch {
+            return storageFailed(error, anthropic: false)
         }
-        let stored = state.withLock { s -> StoredFile in
-            let (id, seq) = s.newID("file-")
-            let f = StoredFile(id: id, seq: seq, bytes: file.data.count, createdAt: now, filename: file.filename ?? "upload.jsonl", purpose: "batch", data: file.data)
-            s.files[id] = f
-            return f
-        }
-        return json(200, fileJSON(stored))
     }
 
     private func fileJSON(_ f: StoredFile) -> [String: Any] {
@@ -213,11 +263,19 @@ public final class EmulatorCore: Sendable {
 
     private func fileContent(_ id: String, now: Double) -> EmulatorResponse {
         guard let f = state.withLock({ $0.files[id] }) else { return fileNotFound(id) }
-        return EmulatorResponse(status: 200, headers: ["content-type": "application/octet-stream"], body: f.data)
+        var r = EmulatorResponse(status: 200, headers: ["content-type": "application/octet-stream"])
+        r.file = EmulatorFileBody(path: f.path, offset: f.offset, count: f.bytes)
+        return r
     }
 
     private func deleteFile(_ id: String) -> EmulatorResponse {
-        guard state.withLock({ $0.files.removeValue(forKey: id) }) != nil else { return fileNotFound(id) }
+        let removed = state.withLock { s -> (StoredFile, inUse: Bool)? in
+            guard let f = s.files.removeValue(forKey: id) else { return nil }
+            // A batch still reads its input from the file's bytes: they stay on disk until shutdown.
+            return (f, s.batches.values.contains { $0.inputPath == f.path })
+        }
+        guard let removed else { return fileNotFound(id) }
+        if !removed.inUse { unlink(removed.0.path) }
         return json(200, ["id": id, "object": "file", "deleted": true])
     }
 
@@ -239,61 +297,32 @@ public final class EmulatorCore: Sendable {
         guard let file = state.withLock({ $0.files[fileID] }) else {
             return oaError(400, "Cannot find file \(fileID), or project does not have access to it.", type: "invalid_request_error", param: "file_id", code: nil)
         }
-        let (lines, errors, model) = validateOpenAI(file.data, endpoint: endpoint)
+        let parsed: ParsedRequests, errors: [[String: Any]], model: String?, index: SpooledRequestIndex
+        do {
+            let map = try MappedFile(path: file.path)
+            defer { withExtendedLifetime(map) {} }
+            let range = file.offset..<(file.offset + file.bytes)
+            // A line count first, so the records take one allocation of the right size.
+            let lines = Self.lineCount(map.bytes, range, progress: map.release(before:)) + 1
+            map.rewind()
+            (parsed, errors, model) = validateOpenAI(map.bytes, range: range, endpoint: endpoint, expectedLines: lines, progress: map.release(before:))
+            index = try SpooledRequestIndex(writing: parsed.requests, to: storage)
+        } catch {
+            return storageFailed(error, anthropic: false)
+        }
         let cfg = configuration
         let f = faults
         let b = state.withLock { s -> OpenAIBatch in
             let (id, seq) = s.newID("batch_")
-            var lc = BatchLifecycle(createdAt: now, total: lines.count, rate: cfg.requestsPerSecond, validationSeconds: cfg.validationSeconds, finalizingSeconds: cfg.finalizingSeconds, windowSeconds: cfg.completionWindowSeconds)
+            var lc = BatchLifecycle(createdAt: now, total: parsed.requests.count, rate: cfg.requestsPerSecond, validationSeconds: cfg.validationSeconds, finalizingSeconds: cfg.finalizingSeconds, windowSeconds: cfg.completionWindowSeconds)
             lc.validationFails = !errors.isEmpty
             lc.expireAfterFraction = f.expireAfterFraction
-            let b = OpenAIBatch(id: id, seq: seq, endpoint: endpoint, model: model, inputFileID: fileID, metadata: metadata, lifecycle: lc, lines: lines, errors: errors)
+            let b = OpenAIBatch(id: id, seq: seq, endpoint: endpoint, model: model, inputFileID: fileID, metadata: metadata, lifecycle: lc, errors: errors,
+                                inputPath: file.path, requests: index, customIDDigest: parsed.customIDDigest)
             s.batches[id] = b
             return b
         }
         return json(200, batchJSON(b, now: now))
-    }
-
-    /// Validates an OpenAI input file; returns the lines, the `errors.data` entries and the model.
-    func validateOpenAI(_ data: [UInt8], endpoint: String) -> ([Line], [[String: Any]], String?) {
-        var lines: [Line] = []
-        var errors: [[String: Any]] = []
-        var seen = Set<String>()
-        var model: String?
-        func err(_ code: String, _ message: String, _ line: Int?) {
-            errors.append(["code": code, "message": message, "param": NSNull(), "line": line.map { $0 as Any } ?? NSNull()])
-        }
-        var n = 0
-        data.withUnsafeBufferPointer { all in
-            var lineNo = 0
-            var start = 0
-            while start <= all.count {
-                var end = start
-                while end < all.count, all[end] != 10 { end += 1 }
-                defer { start = end + 1 }
-                if end == all.count && start == all.count && lineNo > 0 { break }
-                lineNo += 1
-                let chunk = UnsafeBufferPointer(rebasing: all[start..<end])
-                if chunk.allSatisfy({ $0 == 32 || $0 == 13 || $0 == 9 }) { continue }
-                n += 1
-                guard let o = FastJSON.scanObject(chunk), let cidRange = o.values["custom_id"],
-                      let customID = FastJSON.string(chunk, cidRange), let bodyRange = o.values["body"],
-                      chunk[bodyRange.lowerBound] == UInt8(ascii: "{") else {
-                    err("invalid_json_line", "This line is not parseable as valid JSON.", lineNo); continue
-                }
-                let bodyBytes = UnsafeBufferPointer(rebasing: chunk[bodyRange])
-                if !seen.insert(customID).inserted { err("duplicate_custom_id", "The custom_id for this request is a duplicate of another request. The custom_id parameter must be unique for each request in a batch.", lineNo) }
-                if o.values["url"].flatMap({ FastJSON.string(chunk, $0) }) != endpoint { err("url_mismatch", "The provided URL for this request does not match the batch endpoint.", lineNo) }
-                if o.values["method"].flatMap({ FastJSON.string(chunk, $0) }) != "POST" { err("invalid_request", "The method for this request must be POST.", lineNo) }
-                let m = FastJSON.scanObject(bodyBytes).flatMap { b in b.values["model"].flatMap { FastJSON.string(bodyBytes, $0) } } ?? ""
-                if let model, model != m { err("model_mismatch", "The provided model for this request does not match the other requests in the batch. Each batch file must contain requests to a single model.", lineNo) }
-                if model == nil { model = m }
-                lines.append(Line(customID: customID, body: Array(bodyBytes), model: m))
-            }
-        }
-        if n == 0 { err("empty_file", "The batch input file is empty.", nil) }
-        if n > configuration.openAIMaxRequests { err("too_many_tasks", "The batch input file has \(n) requests; the maximum is \(configuration.openAIMaxRequests).", nil) }
-        return (lines, errors, model)
     }
 
     private func retrieveBatch(_ id: String, now: Double) -> EmulatorResponse {
@@ -343,67 +372,98 @@ public final class EmulatorCore: Sendable {
 
     /// Whether request `customID` errors under the current faults.
     func requestErrors(_ customID: String, faults f: EmulatorFaults) -> Bool {
-        f.onlyErrorFile || unit(hash("req", customID)) < f.requestErrorRate
+        requestErrors(roll: hash("req", customID), faults: f)
     }
 
-    /// Writes the output and error files once the batch is terminal; returns the batch.
+    /// Whether the request whose roll (`hash("req", custom_id)`) is `roll` errors under the current faults.
+    func requestErrors(roll: UInt64, faults f: EmulatorFaults) -> Bool {
+        f.onlyErrorFile || unit(roll) < f.requestErrorRate
+    }
+
+    /// Writes the output and error files to `storage` once the batch is terminal; returns the batch.
     private func materialize(_ id: String, now: Double) -> OpenAIBatch? {
         guard var b = state.withLock({ $0.batches[id] }) else { return nil }
         let phase = b.lifecycle.phase(at: now)
         guard !b.materialized, [.completed, .cancelled, .expired].contains(phase.phase) else { return b }
-        let done = b.lifecycle.processed(at: now)
-        let f = faults
-        // Results are written straight to bytes, in a deterministic order that is not the input order.
-        let keys = b.lines.map { hash("order", $0.customID) }
-        let order = b.lines.indices.sorted { keys[$0] < keys[$1] }
-        var outData: [UInt8] = []
-        var errData: [UInt8] = []
-        outData.reserveCapacity(b.lines.count * 512)
-        let created = Int(phase.since)
-        for i in order {
-            let line = b.lines[i]
-            let reqID = "batch_req_\(SyntheticResponse.digest(Array(b.id.utf8) + line.customID.utf8))"
-            if i >= done {
-                let code = phase.phase == .expired ? "batch_expired" : "batch_cancelled"
-                let msg = phase.phase == .expired ? "This request could not be executed before the completion window expired." : "This request was not executed because the batch was cancelled."
-                FastJSON.write(["id": reqID, "custom_id": line.customID, "response": NSNull(), "error": ["code": code, "message": msg]] as [String: Any], to: &errData)
-                errData.append(10)
-            } else if requestErrors(line.customID, faults: f) {
-                FastJSON.write(["id": reqID, "custom_id": line.customID, "error": NSNull(),
-                                "response": ["status_code": 400, "request_id": "req_" + reqID.suffix(16),
-                                             "body": ["error": ["message": "Invalid request (emulated fault).", "type": "invalid_request_error", "param": NSNull(), "code": NSNull()]]]] as [String: Any], to: &errData)
-                errData.append(10)
-            } else {
-                outData.append(contentsOf: #"{"custom_id":"#.utf8)
-                FastJSON.writeString(line.customID, to: &outData)
-                outData.append(contentsOf: #","error":null,"id":"#.utf8)
-                FastJSON.writeString(reqID, to: &outData)
-                outData.append(contentsOf: #","response":{"body":"#.utf8)
-                SyntheticResponse.writeOpenAIBody(endpoint: b.endpoint, customID: line.customID, model: line.model, body: line.body, created: created, to: &outData)
-                outData.append(contentsOf: #","request_id":"#.utf8)
-                FastJSON.writeString("req_" + reqID.suffix(16), to: &outData)
-                outData.append(contentsOf: #","status_code":200}}"#.utf8)
-                outData.append(10)
-            }
-        }
-        let hasOut = !outData.isEmpty, hasErrs = !errData.isEmpty
+        guard let written = try? writeResultFiles(b, phase: phase, done: b.lifecycle.processed(at: now)) else { return b }
+        var lost: [String] = []
         b = state.withLock { s -> OpenAIBatch in
-            guard var cur = s.batches[id], !cur.materialized else { return s.batches[id]! }
-            if hasOut {
-                let (fid, seq) = s.newID("file-")
-                s.files[fid] = StoredFile(id: fid, seq: seq, bytes: outData.count, createdAt: phase.since, filename: "batch_output.jsonl", purpose: "batch_output", data: outData)
-                cur.outputFileID = fid
+            guard var cur = s.batches[id], !cur.materialized else {
+                lost = [written.output, written.errors].compactMap { $0?.path }
+                return s.batches[id]!
             }
-            if hasErrs {
+            for (file, name) in [(written.output, "batch_output.jsonl"), (written.errors, "batch_errors.jsonl")] {
+                guard let (path, bytes) = file else { continue }
                 let (fid, seq) = s.newID("file-")
-                s.files[fid] = StoredFile(id: fid, seq: seq, bytes: errData.count, createdAt: phase.since, filename: "batch_errors.jsonl", purpose: "batch_output", data: errData)
-                cur.errorFileID = fid
+                s.files[fid] = StoredFile(id: fid, seq: seq, bytes: bytes, createdAt: phase.since, filename: name, purpose: "batch_output", path: path, offset: 0)
+                if name == "batch_output.jsonl" { cur.outputFileID = fid } else { cur.errorFileID = fid }
             }
             cur.materialized = true
             s.batches[id] = cur
             return cur
         }
+        for path in lost { unlink(path) }
         return b
+    }
+
+    /// Renders the result lines of an ended batch from its spooled input, in a deterministic order that is not the
+    /// input order, straight into an output file and an error file; returns each non-empty file's path and size.
+    private func writeResultFiles(
+        _ b: OpenAIBatch, phase: (phase: BatchLifecycle.Phase, since: Double), done: Int
+    ) throws -> (output: (path: String, bytes: Int)?, errors: (path: String, bytes: Int)?) {
+        let map = try MappedFile(path: b.inputPath)
+        let input = map.bytes
+        let mapped = try b.requests.open()
+        let requests = mapped.records
+        // `input` and `requests` point into these maps.
+        defer { withExtendedLifetime((map, mapped)) {} }
+        let f = faults
+        let ids = requests.map { $0.customID(in: input) }
+        let keys = ids.map { hash("order", $0) }
+        let order = ids.indices.sorted { keys[$0] < keys[$1] }
+        let outPath = try storage.newPath("batch_output.jsonl"), errPath = try storage.newPath("batch_errors.jsonl")
+        let out = try SpoolWriter(path: outPath), errs = try SpoolWriter(path: errPath)
+        let created = Int(phase.since)
+        let model = b.model ?? ""
+        for (k, i) in order.enumerated() {
+            if k % 4096 == 4095 { map.releaseAll() }
+            let r = requests[i]
+            let customID = ids[i]
+            let reqID = "batch_req_\(SyntheticResponse.digest(Array(b.id.utf8) + customID.utf8))"
+            if i >= done {
+                let code = phase.phase == .expired ? "batch_expired" : "batch_cancelled"
+                let msg = phase.phase == .expired ? "This request could not be executed before the completion window expired." : "This request was not executed because the batch was cancelled."
+                try errs.withBuffer { errData in
+                    FastJSON.write(["id": reqID, "custom_id": customID, "response": NSNull(), "error": ["code": code, "message": msg]] as [String: Any], to: &errData)
+                    errData.append(10)
+                }
+            } else if requestErrors(roll: r.roll, faults: f) {
+                try errs.withBuffer { errData in
+                    FastJSON.write(["id": reqID, "custom_id": customID, "error": NSNull(),
+                                    "response": ["status_code": 400, "request_id": "req_" + reqID.suffix(16),
+                                                 "body": ["error": ["message": "Invalid request (emulated fault).", "type": "invalid_request_error", "param": NSNull(), "code": NSNull()]]]] as [String: Any], to: &errData)
+                    errData.append(10)
+                }
+            } else {
+                try out.withBuffer { outData in
+                    outData.append(contentsOf: #"{"custom_id":"#.utf8)
+                    FastJSON.writeString(customID, to: &outData)
+                    outData.append(contentsOf: #","error":null,"id":"#.utf8)
+                    FastJSON.writeString(reqID, to: &outData)
+                    outData.append(contentsOf: #","response":{"body":"#.utf8)
+                    SyntheticResponse.writeOpenAIBody(endpoint: b.endpoint, customID: customID, model: model, body: r.body(in: input), created: created, to: &outData)
+                    outData.append(contentsOf: #","request_id":"#.utf8)
+                    FastJSON.writeString("req_" + reqID.suffix(16), to: &outData)
+                    outData.append(contentsOf: #","status_code":200}}"#.utf8)
+                    outData.append(10)
+                }
+            }
+        }
+        try out.close()
+        try errs.close()
+        if out.count == 0 { unlink(outPath) }
+        if errs.count == 0 { unlink(errPath) }
+        return (out.count > 0 ? (outPath, out.count) : nil, errs.count > 0 ? (errPath, errs.count) : nil)
     }
 
     func batchJSON(_ b: OpenAIBatch, now: Double) -> [String: Any] {
@@ -411,11 +471,14 @@ public final class EmulatorCore: Sendable {
         let (phase, since) = lc.phase(at: now)
         let done = lc.processed(at: now)
         let f = faults
-        let failedCount = phase == .failed ? 0 : b.lines.prefix(done).filter { requestErrors($0.customID, faults: f) }.count
+        // The records are read only when some work is done.
+        let (errored, usageIn) = done == 0 ? (0, 0) : ((try? b.requests.withRecords { records in
+            records.prefix(done).reduce((0, 0)) { sum, r in (sum.0 + (requestErrors(roll: r.roll, faults: f) ? 1 : 0), sum.1 + r.inputTokens) }
+        }) ?? (0, 0))
+        let failedCount = phase == .failed ? 0 : errored
         func ts(_ t: Double?) -> Any { t.map { Int($0) as Any } ?? NSNull() }
         let started = phase != .validating && phase != .failed && now >= lc.startAt
         let finalizing: Double? = [.finalizing, .completed].contains(phase) ? lc.workEndAt : nil
-        let usageIn = b.lines.prefix(done).reduce(0) { $0 + SyntheticResponse.inputTokens(body: $1.body) }
         var o: [String: Any] = [
             "id": b.id, "object": "batch", "endpoint": b.endpoint, "model": b.model as Any? ?? NSNull(),
             "errors": phase == .failed ? ["object": "list", "data": b.errors] as Any : NSNull(),
@@ -426,12 +489,12 @@ public final class EmulatorCore: Sendable {
             "finalizing_at": ts(finalizing), "completed_at": phase == .completed ? ts(since) : NSNull(),
             "failed_at": phase == .failed ? ts(since) : NSNull(), "expired_at": phase == .expired ? ts(since) : NSNull(),
             "cancelling_at": ts(lc.cancelRequestedAt), "cancelled_at": phase == .cancelled ? ts(since) : NSNull(),
-            "request_counts": ["total": phase == .validating || phase == .failed ? 0 : b.lines.count, "completed": done - failedCount, "failed": failedCount],
+            "request_counts": ["total": phase == .validating || phase == .failed ? 0 : b.requests.count, "completed": done - failedCount, "failed": failedCount],
             "usage": ["input_tokens": usageIn, "input_tokens_details": ["cached_tokens": 0], "output_tokens": done * 4,
                       "output_tokens_details": ["reasoning_tokens": 0], "total_tokens": usageIn + done * 4],
             "metadata": b.metadata.isEmpty ? NSNull() as Any : b.metadata,
         ]
-        if phase == .expired || phase == .cancelled { o["request_counts"] = ["total": b.lines.count, "completed": done - failedCount, "failed": failedCount + b.lines.count - done] }
+        if phase == .expired || phase == .cancelled { o["request_counts"] = ["total": b.requests.count, "completed": done - failedCount, "failed": failedCount + b.requests.count - done] }
         return o
     }
 
@@ -465,7 +528,7 @@ public final class EmulatorCore: Sendable {
                     return anError(400, "invalid_request_error", "Batch \(b.id) has not ended; results are not available yet.")
                 }
                 var r = EmulatorResponse(status: 200, headers: ["content-type": "application/x-jsonl"])
-                r.chunks = anthropicResults(b, now: now)
+                do { r.chunks = try anthropicResults(b, now: now) } catch { return storageFailed(error, anthropic: true) }
                 return r
             }
         default: return anError(404, "not_found_error", "Not found: \(request.method) \(request.path)")
@@ -480,71 +543,42 @@ public final class EmulatorCore: Sendable {
     }
 
     private func createMessageBatch(_ request: EmulatorRequest, now: Double) -> EmulatorResponse {
-        if request.body.count > configuration.anthropicMaxBytes { return anError(413, "request_too_large", "Request exceeds the maximum allowed number of bytes.") }
-        let parsed = request.body.withUnsafeBufferPointer { parseMessageBatchRequests($0) }
-        let lines: [Line]
-        switch parsed {
-        case .failure(let message): return anError(400, "invalid_request_error", message.text)
-        case .success(let l): lines = l
+        if (request.spooledBody?.count ?? request.body.count) > configuration.anthropicMaxBytes {
+            return anError(413, "request_too_large", "Request exceeds the maximum allowed number of bytes.")
+        }
+        let parsed: ParsedRequests, kept: String, index: SpooledRequestIndex
+        do {
+            let (path, _) = try bodyFile(request)
+            defer { unlink(path) }
+            let map = try MappedFile(path: path)
+            defer { withExtendedLifetime(map) {} }
+            switch scanMessageBatch(map.bytes, progress: map.release(before:)) {
+            case .failure(let message): return anError(400, "invalid_request_error", message.text)
+            case .success(let p): parsed = p
+            }
+            kept = try keep(path, as: "message_batch.json")
+            index = try SpooledRequestIndex(writing: parsed.requests, to: storage)
+        } catch {
+            return storageFailed(error, anthropic: true)
         }
         let cfg = configuration
         let f = faults
         let b = state.withLock { s -> AnthropicBatch in
             let (n, seq) = s.newID("")
-            var lc = BatchLifecycle(createdAt: now, total: lines.count, rate: cfg.requestsPerSecond, validationSeconds: 0, finalizingSeconds: cfg.finalizingSeconds, windowSeconds: cfg.completionWindowSeconds)
+            var lc = BatchLifecycle(createdAt: now, total: parsed.requests.count, rate: cfg.requestsPerSecond, validationSeconds: 0, finalizingSeconds: cfg.finalizingSeconds, windowSeconds: cfg.completionWindowSeconds)
             lc.expireAfterFraction = f.expireAfterFraction
-            let b = AnthropicBatch(id: "msgbatch_" + n, seq: seq, lifecycle: lc, lines: lines)
+            let b = AnthropicBatch(id: "msgbatch_" + n, seq: seq, lifecycle: lc, path: kept, requests: index, models: parsed.models,
+                                   customIDDigest: parsed.customIDDigest)
             s.messageBatches[b.id] = b
             return b
         }
         return json(200, messageBatchJSON(b, now: now))
     }
 
-    /// A validation message for a rejected Anthropic create body.
-    struct RejectedBody: Error { var text: String }
-
-    /// Parses `{"requests":[{"custom_id":…,"params":{…}}]}` with `FastJSON` (no Foundation objects per request);
-    /// each request keeps its raw `params` bytes. Fails with the provider's message on the first bad request.
-    func parseMessageBatchRequests(_ all: UnsafeBufferPointer<UInt8>) -> Result<[Line], RejectedBody> {
-        guard let top = FastJSON.scanObject(all) else { return .failure(.init(text: "Request body is not valid JSON.")) }
-        guard let requestsRange = top.values["requests"] else { return .failure(.init(text: "requests: Field required")) }
-        guard let elements = FastJSON.arrayElements(all, requestsRange) else { return .failure(.init(text: "requests: Input should be a valid list")) }
-        if elements.isEmpty { return .failure(.init(text: "requests: List should have at least 1 item")) }
-        if elements.count > configuration.anthropicMaxRequests {
-            return .failure(.init(text: "requests: List should have at most \(configuration.anthropicMaxRequests) items"))
-        }
-        var seen = Set<String>()
-        var lines: [Line] = []
-        lines.reserveCapacity(elements.count)
-        for (i, range) in elements.enumerated() {
-            let element = UnsafeBufferPointer(rebasing: all[range])
-            guard let r = FastJSON.scanObject(element) else { return .failure(.init(text: "requests.\(i): Input should be a valid dictionary")) }
-            guard let id = r.values["custom_id"].flatMap({ FastJSON.string(element, $0) }), Self.validAnthropicID(id) else {
-                return .failure(.init(text: "requests.\(i).custom_id: String should match pattern '^[a-zA-Z0-9_-]{1,64}$'"))
-            }
-            guard seen.insert(id).inserted else { return .failure(.init(text: "Duplicate custom_id '\(id)' in requests.")) }
-            guard let paramsRange = r.values["params"] else { return .failure(.init(text: "requests.\(i).params: Field required")) }
-            guard element[paramsRange.lowerBound] == UInt8(ascii: "{") else {
-                return .failure(.init(text: "requests.\(i).params: Input should be a valid dictionary"))
-            }
-            let params = UnsafeBufferPointer(rebasing: element[paramsRange])
-            let model = FastJSON.scanObject(params).flatMap { p in p.values["model"].flatMap { FastJSON.string(params, $0) } } ?? ""
-            lines.append(Line(customID: id, body: Array(params), model: model))
-        }
-        return .success(lines)
-    }
-
-    /// Whether `id` matches `^[a-zA-Z0-9_-]{1,64}$`.
-    static func validAnthropicID(_ id: String) -> Bool {
-        (1...64).contains(id.utf8.count) && id.utf8.allSatisfy { c in
-            (c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || c == 95 || c == 45
-        }
-    }
-
-    private func anthropicResultKind(_ b: AnthropicBatch, index i: Int, now: Double) -> String {
+    private func anthropicResultKind(_ b: AnthropicBatch, index i: Int, roll: UInt64, now: Double) -> String {
         let (phase, _) = b.lifecycle.phase(at: now)
         if i >= b.lifecycle.processed(at: now) { return phase == .expired ? "expired" : "canceled" }
-        return requestErrors(b.lines[i].customID, faults: faults) ? "errored" : "succeeded"
+        return requestErrors(roll: roll, faults: faults) ? "errored" : "succeeded"
     }
 
     func messageBatchJSON(_ b: AnthropicBatch, now: Double) -> [String: Any] {
@@ -552,9 +586,11 @@ public final class EmulatorCore: Sendable {
         let ended = phase.isTerminal
         var counts = ["processing": 0, "succeeded": 0, "errored": 0, "canceled": 0, "expired": 0]
         if ended {
-            for i in b.lines.indices { counts[anthropicResultKind(b, index: i, now: now), default: 0] += 1 }
+            _ = try? b.requests.withRecords { records in
+                for (i, r) in records.enumerated() { counts[anthropicResultKind(b, index: i, roll: r.roll, now: now), default: 0] += 1 }
+            }
         } else {
-            counts["processing"] = b.lines.count
+            counts["processing"] = b.requests.count
         }
         let status = ended ? "ended" : (phase == .cancelling ? "canceling" : "in_progress")
         return ["id": b.id, "type": "message_batch", "processing_status": status, "request_counts": counts,
@@ -564,23 +600,27 @@ public final class EmulatorCore: Sendable {
                 "results_url": ended ? "/v1/messages/batches/\(b.id)/results" as Any : NSNull()]
     }
 
-    /// The results JSONL of an ended batch, rendered a thousand lines at a time as the front end sends it, in a
-    /// deterministic order that is not the input order.
-    private func anthropicResults(_ b: AnthropicBatch, now: Double) -> EmulatorBodyChunks {
-        let keys = b.lines.map { hash("order", $0.customID) }
-        let order = b.lines.indices.sorted { keys[$0] < keys[$1] }
+    /// The results JSONL of an ended batch, rendered from its spooled create body a thousand lines at a time as
+    /// the front end sends it, in a deterministic order that is not the input order.
+    private func anthropicResults(_ b: AnthropicBatch, now: Double) throws -> EmulatorBodyChunks {
+        let map = try MappedFile(path: b.path)
+        let mapped = try b.requests.open()
+        let keys = mapped.records.map { hash("order", $0.customID(in: map.bytes)) }
+        let order = keys.indices.sorted { keys[$0] < keys[$1] }
         return EmulatorBodyChunks(count: order.count, itemsPerChunk: 1000) { [self] range in
+            defer { map.releaseAll() }
             var out: [UInt8] = []
             for k in range {
-                let line = b.lines[order[k]]
-                let kind = anthropicResultKind(b, index: order[k], now: now)
+                let r = mapped.records[order[k]]
+                let customID = r.customID(in: map.bytes)
+                let kind = anthropicResultKind(b, index: order[k], roll: r.roll, now: now)
                 let result: [String: Any]
                 switch kind {
-                case "succeeded": result = ["type": "succeeded", "message": SyntheticResponse.anthropicMessage(customID: line.customID, model: line.model, body: line.body)]
+                case "succeeded": result = ["type": "succeeded", "message": SyntheticResponse.anthropicMessage(customID: customID, model: b.models[Int(r.model)], body: Array(r.body(in: map.bytes)))]
                 case "errored": result = ["type": "errored", "error": ["type": "error", "error": ["type": "invalid_request_error", "message": "Invalid request (emulated fault)."], "request_id": NSNull()]]
                 default: result = ["type": kind]
                 }
-                FastJSON.write(["custom_id": line.customID, "result": result] as [String: Any], to: &out)
+                FastJSON.write(["custom_id": customID, "result": result] as [String: Any], to: &out)
                 out.append(10)
             }
             return out
@@ -632,14 +672,14 @@ public final class EmulatorCore: Sendable {
         var rows: [EmulatorStats.Batch] = []
         var seqs: [Int] = []
         for b in oa {
-            rows.append(.init(provider: "openai", id: b.id, status: openAIStatus(b.lifecycle.phase(at: now).phase), requestCount: b.lines.count,
-                              metadata: b.metadata, customIDDigest: SyntheticResponse.digest(Array(b.lines.map(\.customID).sorted().joined(separator: "\n").utf8))))
+            rows.append(.init(provider: "openai", id: b.id, status: openAIStatus(b.lifecycle.phase(at: now).phase), requestCount: b.requests.count,
+                              metadata: b.metadata, customIDDigest: b.customIDDigest))
             seqs.append(b.seq)
         }
         for b in an {
             let (p, _) = b.lifecycle.phase(at: now)
-            rows.append(.init(provider: "anthropic", id: b.id, status: p.isTerminal ? "ended" : (p == .cancelling ? "canceling" : "in_progress"), requestCount: b.lines.count,
-                              metadata: [:], customIDDigest: SyntheticResponse.digest(Array(b.lines.map(\.customID).sorted().joined(separator: "\n").utf8))))
+            rows.append(.init(provider: "anthropic", id: b.id, status: p.isTerminal ? "ended" : (p == .cancelling ? "canceling" : "in_progress"), requestCount: b.requests.count,
+                              metadata: [:], customIDDigest: b.customIDDigest))
             seqs.append(b.seq)
         }
         let ordered = zip(seqs, rows).sorted { $0.0 < $1.0 }.map(\.1)
@@ -648,7 +688,7 @@ public final class EmulatorCore: Sendable {
 
     // MARK: Helpers
 
-    private func hash(_ salt: String, _ value: some CustomStringConvertible) -> UInt64 {
+    func hash(_ salt: String, _ value: some CustomStringConvertible) -> UInt64 {
         var h: UInt64 = 0xcbf2_9ce4_8422_2325 ^ configuration.seed &* 0x9E37_79B9_7F4A_7C15
         for b in salt.utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
         h = (h ^ 58) &* 0x100_0000_01b3

@@ -8,8 +8,11 @@ public struct EmulatorRequest: Sendable {
     public var query: [String: String]
     /// Headers with lower-cased names.
     public var headers: [String: String]
-    /// The raw body.
+    /// The raw body (empty when the front end spooled it to disk: see `spooledBody`).
     public var body: [UInt8]
+    /// The body written to a file by the front end instead of collected in memory (file uploads and Anthropic
+    /// creates); the core takes the file over or removes it.
+    public var spooledBody: EmulatorSpooledBody?
 
     /// Creates a request; header names are lower-cased.
     public init(method: String, path: String, query: [String: String] = [:], headers: [String: String] = [:], body: [UInt8] = []) {
@@ -33,15 +36,90 @@ public struct EmulatorResponse: Sendable {
     public var delaySeconds: Double = 0
     /// A body produced piece by piece, sent after `body` (which is then usually empty); nil for a plain body.
     public var chunks: EmulatorBodyChunks?
+    /// A body read from a stored file as it is sent, after `body`; nil for a plain body.
+    public var file: EmulatorFileBody?
 
-    /// `body` followed by every piece of `chunks`, in one buffer (for tests and small answers).
-    public var collectedBody: [UInt8] { body + (chunks.map { Array($0.joined()) } ?? []) }
+    /// `body` followed by every piece of `chunks` or the stored file's bytes, in one buffer (for tests and small
+    /// answers).
+    public var collectedBody: [UInt8] {
+        body + (chunks.map { Array($0.joined()) } ?? []) + ((try? file?.read(0..<(file?.count ?? 0))) ?? [])
+    }
 
     /// Creates a response.
     public init(status: Int, headers: [String: String] = [:], body: [UInt8] = []) {
         self.status = status
         self.headers = headers
         self.body = body
+    }
+}
+
+/// A request body the front end wrote to a file as it arrived.
+public struct EmulatorSpooledBody: Sendable {
+    /// Path of the file.
+    public var path: String
+    /// Bytes in it.
+    public var count: Int
+
+    /// Describes a spooled body.
+    public init(path: String, count: Int) {
+        self.path = path
+        self.count = count
+    }
+}
+
+/// A response body that is a byte range of a stored file, read piece by piece as it is sent.
+public struct EmulatorFileBody: Sendable {
+    /// Path of the stored file.
+    public var path: String
+    /// Offset of the body in the file.
+    public var offset: Int
+    /// Length of the body.
+    public var count: Int
+
+    /// Describes `count` bytes of the file at `path` from `offset`.
+    public init(path: String, offset: Int, count: Int) {
+        self.path = path
+        self.offset = offset
+        self.count = count
+    }
+
+    /// Reads bytes `range` of the body (relative to `offset`).
+    public func read(_ range: Range<Int>) throws -> [UInt8] {
+        var buffer = try FileReader(path: path).read(at: offset + range.lowerBound, count: range.count)
+        return buffer.readBytes(length: buffer.readableBytes) ?? []
+    }
+}
+
+/// Positional reads of one file (`pread`), for sending stored files in pieces.
+final class FileReader: @unchecked Sendable {
+    private let fd: Int32
+
+    /// Opens the file at `path` for reading.
+    init(path: String) throws {
+        fd = Glibc.open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw EmulatorStorageError.io("cannot open \(path)", errno) }
+    }
+
+    deinit { Glibc.close(fd) }
+
+    /// Reads `count` bytes at `offset` straight into a new buffer (fewer only at the end of the file).
+    func read(at offset: Int, count: Int) throws -> ByteBuffer {
+        var buffer = ByteBufferAllocator().buffer(capacity: count)
+        guard count > 0 else { return buffer }
+        try buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: count) { raw in
+            var done = 0
+            while done < count {
+                let n = pread(fd, raw.baseAddress! + done, count - done, off_t(offset + done))
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    throw EmulatorStorageError.io("read", errno)
+                }
+                if n == 0 { break }
+                done += n
+            }
+            return done
+        }
+        return buffer
     }
 }
 
@@ -78,30 +156,38 @@ public struct EmulatorBodyChunks: Sequence, Sendable {
     public func makeIterator() -> Iterator { Iterator(chunks: self) }
 }
 
-/// Splits a `multipart/form-data` body into named parts.
+/// Splits a `multipart/form-data` body into named parts, in place: each part is a byte range of the body.
 enum Multipart {
-    /// Parses `body` with the boundary in `contentType`; returns part name → bytes (and file name if any).
-    static func parse(body: [UInt8], contentType: String) -> [String: (filename: String?, data: [UInt8])] {
+    /// One part: its file name, if any, and where its bytes lie in the body.
+    struct Part { var filename: String?; var range: Range<Int> }
+
+    /// Parses `body` with the boundary in `contentType`; returns part name → part. `progress` is called with the
+    /// offset reached as the delimiter search moves forward (a mapped body drops the pages behind it).
+    static func parse(body: UnsafeBufferPointer<UInt8>, contentType: String, progress: (Int) -> Void = { _ in }) -> [String: Part] {
         guard let r = contentType.range(of: "boundary=") else { return [:] }
         var boundary = String(contentType[r.upperBound...])
         if let semi = boundary.firstIndex(of: ";") { boundary = String(boundary[..<semi]) }
         boundary = boundary.trimmingCharacters(in: CharacterSet(charactersIn: "\" "))
         let delimiter = Array(("--" + boundary).utf8)
-        var parts: [String: (String?, [UInt8])] = [:]
+        var parts: [String: Part] = [:]
         var positions: [Int] = []
         var i = 0
-        while let p = find(delimiter, in: body, from: i) { positions.append(p); i = p + delimiter.count }
+        while let p = find(delimiter, in: body, from: i) {
+            positions.append(p)
+            i = p + delimiter.count
+            progress(i)
+        }
         for (k, start) in positions.enumerated() where k + 1 < positions.count {
             var s = start + delimiter.count
             if s + 1 < body.count, body[s] == 13, body[s + 1] == 10 { s += 2 }
             var e = positions[k + 1]
             if e >= 2, body[e - 2] == 13, body[e - 1] == 10 { e -= 2 }
             guard let h = find([13, 10, 13, 10], in: body, from: s), h <= e else { continue }
-            let head = String(decoding: body[s..<h], as: UTF8.self)
+            let head = String(decoding: UnsafeBufferPointer(rebasing: body[s..<h]), as: UTF8.self)
             guard let name = attribute("name", in: head) else { continue }
-            parts[name] = (attribute("filename", in: head), Array(body[(h + 4)..<e]))
+            parts[name] = Part(filename: attribute("filename", in: head), range: (h + 4)..<e)
         }
-        return parts.mapValues { (filename: $0.0, data: $0.1) }
+        return parts
     }
 
     private static func attribute(_ key: String, in head: String) -> String? {
@@ -112,20 +198,25 @@ enum Multipart {
         return nil
     }
 
-    static func find(_ needle: [UInt8], in hay: [UInt8], from: Int) -> Int? {
-        guard !needle.isEmpty, hay.count >= needle.count, from <= hay.count - needle.count else { return nil }
+    /// The first offset at or after `from` where `needle` occurs in `hay`.
+    static func find(_ needle: [UInt8], in hay: UnsafeBufferPointer<UInt8>, from: Int) -> Int? {
+        guard !needle.isEmpty, hay.count >= needle.count, from <= hay.count - needle.count, let base = hay.baseAddress else { return nil }
+        let first = Int32(needle[0])
+        let last = hay.count - needle.count
         var i = from
-        let first = needle[0]
-        while i <= hay.count - needle.count {
-            if hay[i] == first {
-                var ok = true
-                for j in 1..<needle.count where hay[i + j] != needle[j] { ok = false; break }
-                if ok { return i }
-            }
-            i += 1
+        while i <= last {
+            // memchr finds candidates for the first byte; the rest is compared in place.
+            guard let hit = memchr(base + i, first, last - i + 1) else { return nil }
+            let p = UnsafeRawPointer(hit) - UnsafeRawPointer(base)
+            if memcmp(base + p, needle, needle.count) == 0 { return p }
+            i = p + 1
         }
         return nil
     }
 }
 
 import Foundation
+import NIOCore
+#if canImport(Glibc)
+import Glibc
+#endif

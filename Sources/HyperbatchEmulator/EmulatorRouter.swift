@@ -1,5 +1,8 @@
 import Hummingbird
 import NIOCore
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The Hummingbird front end: registers `EmulatorRoute.all` on a `Router` and converts between Hummingbird's
 /// requests and responses and the core's transport-neutral ones. No API logic lives here.
@@ -20,11 +23,12 @@ enum EmulatorRouter {
         maxBodyBytes: Int,
         handle: @escaping @Sendable (EmulatorRequest) async throws -> EmulatorResponse,
         tooLarge: @escaping @Sendable (EmulatorRequest) -> EmulatorResponse,
+        storage: EmulatorStorage? = nil,
         streamed: @escaping @Sendable (Int, Int) async -> Void = { _, _ in }
     ) -> Router<BasicRequestContext> {
         let router = Router()
         let respond: @Sendable (Request, BasicRequestContext) async throws -> Response = { request, _ in
-            try await answer(request, maxBodyBytes: maxBodyBytes, handle: handle, tooLarge: tooLarge, streamed: streamed)
+            try await answer(request, maxBodyBytes: maxBodyBytes, handle: handle, tooLarge: tooLarge, storage: storage, streamed: streamed)
         }
         // `http.server.request.duration` and friends, with the route template as `http.route`.
         router.add(middleware: MetricsMiddleware())
@@ -37,11 +41,16 @@ enum EmulatorRouter {
         return router
     }
 
-    /// Collects the body, calls `handle`, and renders the answer.
+    /// Paths whose POST bodies (a file upload, an Anthropic create) are written to `storage` as they arrive
+    /// instead of collected in memory.
+    static let spooledPaths: Set<String> = ["/v1/files", "/v1/messages/batches"]
+
+    /// Collects the body (or spools it to `storage`), calls `handle`, and renders the answer.
     static func answer(
         _ request: Request, maxBodyBytes: Int,
         handle: @Sendable (EmulatorRequest) async throws -> EmulatorResponse,
         tooLarge: @Sendable (EmulatorRequest) -> EmulatorResponse,
+        storage: EmulatorStorage? = nil,
         streamed: @escaping @Sendable (Int, Int) async -> Void = { _, _ in }
     ) async throws -> Response {
         var headers: [String: String] = [:]
@@ -51,6 +60,22 @@ enum EmulatorRouter {
         var query: [String: String] = [:]
         for (key, value) in request.uri.queryParameters where query[String(key)] == nil { query[String(key)] = String(value) }
         var emulated = EmulatorRequest(method: request.method.rawValue, path: request.uri.path, query: query, headers: headers)
+        if let storage, request.method == .post, spooledPaths.contains(request.uri.path) {
+            let path = try storage.newPath("upload")
+            // The core renames the file when it keeps it; whatever is left here afterwards is removed.
+            defer { unlink(path) }
+            let writer = try SpoolWriter(path: path)
+            for try await piece in request.body {
+                guard writer.count + piece.readableBytes <= maxBodyBytes else {
+                    try? writer.close()
+                    return response(tooLarge(emulated), streamed: streamed)
+                }
+                try piece.withUnsafeReadableBytes { try writer.append($0) }
+            }
+            try writer.close()
+            emulated.spooledBody = EmulatorSpooledBody(path: path, count: writer.count)
+            return response(try await handle(emulated), streamed: streamed)
+        }
         do {
             var buffer = try await request.body.collect(upTo: maxBodyBytes)
             emulated.body = buffer.readBytes(length: buffer.readableBytes) ?? []
@@ -86,6 +111,9 @@ enum EmulatorRouter {
                 try await writer.finish(nil)
             })
         }
+        if let file = r.file {
+            return fileResponse(status: status, fields: fields, file: file, streamed: streamed)
+        }
         guard bytes.count > chunkSize else {
             return Response(status: status, headers: fields, body: ResponseBody(byteBuffer: ByteBuffer(bytes: bytes)))
         }
@@ -95,6 +123,30 @@ enum EmulatorRouter {
                 let end = min(bytes.count, offset + chunkSize)
                 await streamed(end - offset, offset)
                 try await writer.write(ByteBuffer(bytes: bytes[offset..<end]))
+                offset = end
+            }
+            try await writer.finish(nil)
+        })
+    }
+
+    /// A stored file's bytes, with their length: read whole when small, else read and sent in `chunkSize` slices.
+    static func fileResponse(
+        status: HTTPResponse.Status, fields: HTTPFields, file: EmulatorFileBody,
+        streamed: @escaping @Sendable (Int, Int) async -> Void
+    ) -> Response {
+        guard file.count > chunkSize else {
+            let bytes = (try? FileReader(path: file.path).read(at: file.offset, count: file.count)) ?? ByteBuffer()
+            return Response(status: status, headers: fields, body: ResponseBody(byteBuffer: bytes))
+        }
+        return Response(status: status, headers: fields, body: ResponseBody(contentLength: file.count) { writer in
+            let reader = try FileReader(path: file.path)
+            var offset = 0
+            while offset < file.count {
+                let end = min(file.count, offset + chunkSize)
+                await streamed(end - offset, offset)
+                let piece = try reader.read(at: file.offset + offset, count: end - offset)
+                guard piece.readableBytes == end - offset else { throw EmulatorStorageError.io("short read of \(file.path)", EIO) }
+                try await writer.write(piece)
                 offset = end
             }
             try await writer.finish(nil)

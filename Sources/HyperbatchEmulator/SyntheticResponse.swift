@@ -35,14 +35,14 @@ public enum SyntheticResponse {
     }
 
     /// Appends the JSON of `openAIBody(...)` to `out` (keys sorted), writing chat completions without dictionaries.
-    static func writeOpenAIBody(endpoint: String, customID: String, model: String, body: [UInt8], created: Int, to out: inout [UInt8]) {
+    static func writeOpenAIBody(endpoint: String, customID: String, model: String, body: UnsafeBufferPointer<UInt8>, created: Int, to out: inout [UInt8]) {
         if endpoint == "/v1/embeddings" {
-            FastJSON.write(openAIBody(endpoint: endpoint, customID: customID, model: model, body: body, created: created), to: &out)
+            FastJSON.write(openAIBody(endpoint: endpoint, customID: customID, model: model, body: Array(body), created: created), to: &out)
             return
         }
-        let prompt = inputTokens(body: body)
+        let prompt = max(1, body.count / 4)
         out.append(contentsOf: #"{"choices":[{"finish_reason":"stop","index":0,"logprobs":null,"message":{"content":"#.utf8)
-        FastJSON.writeString(text(customID: customID, body: body), to: &out)
+        FastJSON.writeString("echo \(customID) \(digest(body))", to: &out)
         out.append(contentsOf: #","role":"assistant"}}],"created":"#.utf8)
         FastJSON.writeInt(created, to: &out)
         out.append(contentsOf: #","id":"chatcmpl-"#.utf8)
