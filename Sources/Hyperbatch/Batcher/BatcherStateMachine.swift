@@ -41,6 +41,7 @@ import DequeModule
         @usableFromInline var id: UInt64
         @usableFromInline var reason: FlushReason
         @usableFromInline var inputs: [Input]
+        /// Each input's deadline; empty when no input has one.
         @usableFromInline var deadlines: [Instant?]
         @usableFromInline var enqueuedAt: [Instant]
         @usableFromInline var weight: Int
@@ -175,19 +176,22 @@ import DequeModule
         if let deadline = item.deadline, deadline <= now {
             return (.rejected(BatcherError(.deadlineExceeded, "the item's deadline had passed when it was submitted")), actions)
         }
+        // No `defer { store(...) }`: a deferred store copies the queue instead of moving it back.
         var queue = takeQueue(key) ?? newQueue()
-        defer { store(queue, for: key) }
-
         if !queue.blocked.isEmpty || !hasRoom(queue, weight: item.weight) {
             if configuration.overflow == .reject {
-                return (.rejected(overloadedError(queue)), actions)
+                let error = overloadedError(queue)
+                store(consume queue, for: key)
+                return (.rejected(error), actions)
             }
             queue.blocked.append(item)
             keysWithBlocked.insert(key)
+            store(consume queue, for: key)
             return (.suspended, actions)
         }
         enqueue(item, in: &queue, now: now)
         schedule(&queue, key: key, now: now, into: &actions)
+        store(consume queue, for: key)
         return (.queued, actions)
     }
 
@@ -217,7 +221,7 @@ import DequeModule
         }
         if batch != nil { promoteBlocked(&queue, key: key, now: now) }
         schedule(&queue, key: key, now: now, into: &actions)
-        store(queue, for: key)
+        store(consume queue, for: key)
         if batch == nil { rescheduleGlobalWaiters(now: now, into: &actions) }
         return (batch, actions)
     }
@@ -233,7 +237,7 @@ import DequeModule
         let lent = max(0, min(wanted, free))
         queue.lent += lent
         totalRunning += lent
-        store(queue, for: key)
+        store(consume queue, for: key)
         return lent
     }
 
@@ -246,7 +250,7 @@ import DequeModule
         queue.lent -= 1
         totalRunning -= 1
         schedule(&queue, key: key, now: now, into: &actions)
-        store(queue, for: key)
+        store(consume queue, for: key)
         rescheduleGlobalWaiters(now: now, into: &actions)
         return actions
     }
@@ -263,7 +267,7 @@ import DequeModule
         totalRunning -= 1
         promoteBlocked(&queue, key: key, now: now)
         schedule(&queue, key: key, now: now, into: &actions)
-        store(queue, for: key)
+        store(consume queue, for: key)
         rescheduleGlobalWaiters(now: now, into: &actions)
         return (finished.waiters, actions)
     }
@@ -305,7 +309,7 @@ import DequeModule
             guard var queue = takeQueue(key) else { continue }
             if !queue.pending.isEmpty, queue.draining == nil { queue.draining = .manual }
             schedule(&queue, key: key, now: now, into: &actions)
-            store(queue, for: key)
+            store(consume queue, for: key)
         }
         return actions
     }
@@ -319,7 +323,7 @@ import DequeModule
             guard var queue = takeQueue(key) else { continue }
             queue.draining = .shutdown
             schedule(&queue, key: key, now: now, into: &actions)
-            store(queue, for: key)
+            store(consume queue, for: key)
         }
         return actions
     }
@@ -351,7 +355,7 @@ import DequeModule
         var queue = takeQueue(key) ?? newQueue()
         queue.batchSizeLimit = min(max(limit, 1), configuration.maxBatchSize)
         schedule(&queue, key: key, now: now, into: &actions)
-        store(queue, for: key)
+        store(consume queue, for: key)
         return actions
     }
 
@@ -361,7 +365,7 @@ import DequeModule
         var queue = takeQueue(key) ?? newQueue()
         queue.predictedLatency = max(latency, .zero)
         schedule(&queue, key: key, now: now, into: &actions)
-        store(queue, for: key)
+        store(consume queue, for: key)
         return actions
     }
 
@@ -546,7 +550,6 @@ import DequeModule
         inputs.reserveCapacity(expected)
         waiters.reserveCapacity(expected)
         itemIDs.reserveCapacity(expected)
-        deadlines.reserveCapacity(expected)
         enqueued.reserveCapacity(expected)
         var weight = 0
         var hadDeadline = false
@@ -558,7 +561,11 @@ import DequeModule
             totalPending -= 1
             totalPendingWeight -= item.weight
             if let deadline = item.deadline {
-                hadDeadline = true
+                if !hadDeadline {
+                    hadDeadline = true
+                    deadlines = Array(repeating: nil, count: inputs.count)
+                    deadlines.reserveCapacity(expected)
+                }
                 if deadline <= now {
                     actions.failed.append((item.waiter, BatcherError(
                         .deadlineExceeded, "the item's deadline passed before its batch could be sent; it was not sent")))
@@ -568,7 +575,7 @@ import DequeModule
             inputs.append(item.input)
             waiters.append(item.waiter)
             itemIDs.append(item.id)
-            deadlines.append(item.deadline)
+            if hadDeadline { deadlines.append(item.deadline) }
             enqueued.append(item.enqueuedAt)
             weight += item.weight
         }
@@ -587,7 +594,7 @@ import DequeModule
         while totalRunning < configuration.maxTotalConcurrentBatches, let key = waitingForGlobalSlot.popFirst() {
             guard var queue = takeQueue(key) else { continue }
             schedule(&queue, key: key, now: now, into: &actions)
-            store(queue, for: key)
+            store(consume queue, for: key)
         }
         // Room freed over all keys may let suspended items of other keys in.
         guard !keysWithBlocked.isEmpty, totalPending < configuration.maxTotalPendingItems else { return }
@@ -595,7 +602,7 @@ import DequeModule
             guard var queue = takeQueue(key) else { continue }
             promoteBlocked(&queue, key: key, now: now)
             schedule(&queue, key: key, now: now, into: &actions)
-            store(queue, for: key)
+            store(consume queue, for: key)
         }
     }
 }
