@@ -119,6 +119,26 @@ import Testing
         #expect(second?.inputs == [2, 3, 4, 5], "the batch grew by itself under load")
     }
 
+    @Test func onlyItemsJoiningAnEagerBatchWithoutDeadlinesSkipTheClock() {
+        var h = Harness(Self.config(size: 256, policy: .eager, concurrent: 1))
+        #expect(h.machine.submitNeedsCurrentInstant(key: "k", hasDeadline: false), "a key without a queue")
+        _ = h.submit(1, at: Self.t(0))
+        #expect(!h.machine.submitNeedsCurrentInstant(key: "k", hasDeadline: false), "it joins a pending item")
+        let (batch, _) = h.machine.claim(key: "k", now: Self.t(1))
+        #expect(batch?.inputs == [1])
+        #expect(h.machine.submitNeedsCurrentInstant(key: "k", hasDeadline: false), "nothing pending: it starts a batch")
+        _ = h.submit(2, at: Self.t(1))
+        #expect(!h.machine.submitNeedsCurrentInstant(key: "k", hasDeadline: false))
+        #expect(h.machine.submitNeedsCurrentInstant(key: "k", hasDeadline: true), "its own deadline is checked")
+        #expect(h.machine.submitNeedsCurrentInstant(key: "other", hasDeadline: false), "another key's queue is empty")
+        _ = h.submit(3, deadline: Self.t(50), at: Self.t(2))
+        #expect(h.machine.submitNeedsCurrentInstant(key: "k", hasDeadline: false), "a pending deadline is checked")
+
+        var f = Harness(Self.config(size: 256, policy: .fillOrWait))
+        _ = f.submit(1, at: Self.t(0))
+        #expect(f.machine.submitNeedsCurrentInstant(key: "k", hasDeadline: false), "fill-or-wait times every item")
+    }
+
     @Test func eagerBatchTakesItemsSubmittedBetweenReservationAndClaim() {
         var h = Harness(Self.config(size: 4, policy: .eager, concurrent: 2))
         let (_, a1) = h.submit(1, at: Self.t(0))

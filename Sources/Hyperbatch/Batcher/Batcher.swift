@@ -104,6 +104,9 @@ where C.Duration == Duration {
         /// Workers that will look at `readyBatches` before going idle (just started, or just finished a batch with
         /// nothing of their own next): ready work they will take needs no new worker.
         @usableFromInline var lookingWorkers = 0
+        /// The latest instant read from the clock: the `enqueuedAt` of items that do not need the current one (see
+        /// `BatcherStateMachine.submitNeedsCurrentInstant`), so most submits under load read no clock.
+        @usableFromInline var lastInstant = BatcherInstant(offset: .zero)
         /// Per-key AIMD limit and latency fit (only with `adaptiveBatchSize` or `learnsHandlerLatency`).
         @usableFromInline var adaptation: [Key: KeyAdaptation<C.Instant>] = [:]
     }
@@ -178,12 +181,18 @@ where C.Duration == Duration {
         let deadline = deadline.map(machineInstant)
         return try await withTaskCancellationHandler {
             try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<Output, any Error>) in
-                let now = self.now
-                let item = Machine.Item(
-                    id: id, input: input, weight: weight, deadline: deadline, enqueuedAt: now,
-                    waiter: .single(continuation))
                 let (outcome, effects) = state.withLock { state -> (Machine.SubmitOutcome, Effects) in
                     if Task.isCancelled { return (.rejected(BatcherError(.shutDown, "")), Effects(cancelled: true)) }
+                    let now: BatcherInstant
+                    if state.machine.submitNeedsCurrentInstant(key: key, hasDeadline: deadline != nil) {
+                        now = self.now
+                        if state.lastInstant < now { state.lastInstant = now }
+                    } else {
+                        now = state.lastInstant
+                    }
+                    let item = Machine.Item(
+                        id: id, input: input, weight: weight, deadline: deadline, enqueuedAt: now,
+                        waiter: .single(continuation))
                     let (outcome, actions) = state.machine.submit(key: key, item: item, now: now)
                     return (outcome, Self.collect(actions, into: &state))
                 }
@@ -373,6 +382,7 @@ where C.Duration == Duration {
     @inlinable func claim(_ key: Key) -> Ready? {
         let now = self.now
         let (next, effects) = state.withLock { state -> (Ready?, Effects) in
+            if state.lastInstant < now { state.lastInstant = now }
             let (batch, actions) = state.machine.claim(key: key, now: now)
             var effects = Self.collect(actions, into: &state)
             if let batch { return (.batch(batch), effects) }
@@ -470,7 +480,7 @@ where C.Duration == Duration {
         effects.perform()
         metrics.batchFinished(
             label: batch.key.metricsLabel, reason: batch.reason, size: batch.inputs.count, weight: batch.weight,
-            failed: failed, queueTimes: batch.enqueuedAt.map { $0.duration(to: machineStarted) },
+            failed: failed, queueTimes: metrics.recordsPerItem ? batch.enqueuedAt.map { $0.duration(to: machineStarted) } : [],
             handlerDuration: handlerDuration, pending: pending,
             batchSizeLimit: limit, predictedLatency: predicted)
         // Callers last: a worker that goes idle right after resuming them leaves its thread to them (no cross-thread

@@ -195,6 +195,18 @@ import DequeModule
         return (.queued, actions)
     }
 
+    /// Whether `submit` of an item of `key` needs the current instant. It does not when the item only joins items
+    /// already pending under the eager policy, has no deadline and none pending has one: its `enqueuedAt` then only
+    /// feeds the queue-time metric, so the driver may pass the latest instant it read (not later than the real one)
+    /// instead of reading the clock for every item.
+    @inlinable func submitNeedsCurrentInstant(key: Key, hasDeadline: Bool) -> Bool {
+        if hasDeadline || configuration.flushPolicy != .eager { return true }
+        guard let hot = hotKey, hot == key, let queue = hotQueue else {
+            return queues[key].map { $0.pending.isEmpty || $0.earliestDeadline != nil } ?? true
+        }
+        return queue.pending.isEmpty || queue.earliestDeadline != nil
+    }
+
     /// A timer armed by an earlier action fired.
     @inlinable mutating func timerFired(key: Key, at instant: Instant, now: Instant) -> Actions {
         var actions = Actions()
