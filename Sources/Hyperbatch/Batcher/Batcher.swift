@@ -179,33 +179,43 @@ where C.Duration == Duration {
         let weight = weigh?(input) ?? 1
         let id = nextItemID.wrappingAdd(1, ordering: .relaxed).newValue
         let deadline = deadline.map(machineInstant)
+        // The closures capture little and call a synchronous method: every async frame of a submit comes from the
+        // task's stack allocator, and small frames keep a submit within its first slab.
         return try await withTaskCancellationHandler {
             try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<Output, any Error>) in
-                let (outcome, effects) = state.withLock { state -> (Machine.SubmitOutcome, Effects) in
-                    if Task.isCancelled { return (.rejected(BatcherError(.shutDown, "")), Effects(cancelled: true)) }
-                    let now: BatcherInstant
-                    if state.machine.submitNeedsCurrentInstant(key: key, hasDeadline: deadline != nil) {
-                        now = self.now
-                        if state.lastInstant < now { state.lastInstant = now }
-                    } else {
-                        now = state.lastInstant
-                    }
-                    let item = Machine.Item(
-                        id: id, input: input, weight: weight, deadline: deadline, enqueuedAt: now,
-                        waiter: .single(continuation))
-                    let (outcome, actions) = state.machine.submit(key: key, item: item, now: now)
-                    return (outcome, Self.collect(actions, into: &state))
-                }
-                if effects.cancelled {
-                    continuation.resume(throwing: CancellationError())
-                    return
-                }
-                if case .rejected(let error) = outcome { continuation.resume(throwing: error) }
-                effects.perform()
+                enqueue(input, key: key, weight: weight, deadline: deadline, id: id, continuation: continuation)
             }
         } onCancel: {
             cancel(key: key, id: id)
         }
+    }
+
+    /// Hands the item of a `submit` to the machine; its continuation is resumed now (rejected, cancelled) or later.
+    @inlinable func enqueue(
+        _ input: Input, key: Key, weight: Int, deadline: BatcherInstant?, id: UInt64,
+        continuation: UnsafeContinuation<Output, any Error>
+    ) {
+        let (outcome, effects) = state.withLock { state -> (Machine.SubmitOutcome, Effects) in
+            if Task.isCancelled { return (.rejected(BatcherError(.shutDown, "")), Effects(cancelled: true)) }
+            let now: BatcherInstant
+            if state.machine.submitNeedsCurrentInstant(key: key, hasDeadline: deadline != nil) {
+                now = self.now
+                if state.lastInstant < now { state.lastInstant = now }
+            } else {
+                now = state.lastInstant
+            }
+            let item = Machine.Item(
+                id: id, input: input, weight: weight, deadline: deadline, enqueuedAt: now,
+                waiter: .single(continuation))
+            let (outcome, actions) = state.machine.submit(key: key, item: item, now: now)
+            return (outcome, Self.collect(actions, into: &state))
+        }
+        if effects.cancelled {
+            continuation.resume(throwing: CancellationError())
+            return
+        }
+        if case .rejected(let error) = outcome { continuation.resume(throwing: error) }
+        effects.perform()
     }
 
     /// Submits several inputs of one key and waits for all their results, in input order.
