@@ -139,6 +139,25 @@ import Testing
         #expect(f.machine.submitNeedsCurrentInstant(key: "k", hasDeadline: false), "fill-or-wait times every item")
     }
 
+    @Test func itemsJoiningAReservedEagerSlotStillFlushOnSizeAndWeight() {
+        var h = Harness(Self.config(size: 3, weight: 10, policy: .eager, concurrent: 2))
+        let (_, a1) = h.submit(1, at: Self.t(0))
+        #expect(a1.claims == ["k"])
+        let (_, a2) = h.submit(2, at: Self.t(1))
+        #expect(a2.isEmpty, "it joins the reserved slot")
+        let (_, a3) = h.submit(3, at: Self.t(2))
+        #expect(a3.dispatch.map(\.inputs) == [[1, 2, 3]], "the full batch goes on the second slot")
+        #expect(a3.dispatch.first?.reason == .size)
+        let (_, a4) = h.submit(4, weight: 4, at: Self.t(3))
+        #expect(a4.isEmpty, "the slot is still reserved")
+        let (_, a5) = h.submit(5, weight: 6, at: Self.t(4))
+        #expect(a5.isEmpty, "weight 10 is due, but both slots are busy")
+        let (batch, _) = h.machine.claim(key: "k", now: Self.t(5))
+        #expect(batch?.inputs == [4, 5])
+        #expect(batch?.enqueuedAt == [Self.t(3), Self.t(4)])
+        #expect(h.machine.pendingCount(key: "k") == 0)
+    }
+
     @Test func eagerBatchTakesItemsSubmittedBetweenReservationAndClaim() {
         var h = Harness(Self.config(size: 4, policy: .eager, concurrent: 2))
         let (_, a1) = h.submit(1, at: Self.t(0))

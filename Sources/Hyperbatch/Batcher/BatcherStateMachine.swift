@@ -176,6 +176,16 @@ import DequeModule
         if let deadline = item.deadline, deadline <= now {
             return (.rejected(BatcherError(.deadlineExceeded, "the item's deadline had passed when it was submitted")), actions)
         }
+        if joinsReservedEagerBatch(key: key, item: item) {
+            // The common case under load, in place: the key's eager slot is reserved and its batch not full, so
+            // the item only waits for the claim (`schedule` would find nothing to do).
+            item.enqueuedAt = now
+            hotQueue!.pending.append(item)
+            hotQueue!.pendingWeight += item.weight
+            totalPending += 1
+            totalPendingWeight += item.weight
+            return (.queued, actions)
+        }
         // No `defer { store(...) }`: a deferred store copies the queue instead of moving it back.
         var queue = takeQueue(key) ?? newQueue()
         if !queue.blocked.isEmpty || !hasRoom(queue, weight: item.weight) {
@@ -205,6 +215,25 @@ import DequeModule
             return queues[key].map { $0.pending.isEmpty || $0.earliestDeadline != nil } ?? true
         }
         return queue.pending.isEmpty || queue.earliestDeadline != nil
+    }
+
+    /// Whether `item` only joins the pending items of the hot key `key` under a reserved eager slot, with room
+    /// left and nothing else due: no deadline (own or pending), nothing suspended, no drain, the batch not full.
+    @inlinable func joinsReservedEagerBatch(key: Key, item: borrowing Item) -> Bool {
+        guard item.deadline == nil, configuration.flushPolicy == .eager, let hot = hotKey, hot == key,
+            hotQueue != nil
+        else { return false }
+        let weight = item.weight
+        let count = hotQueue!.pending.count
+        let pendingWeight = hotQueue!.pendingWeight
+        guard hotQueue!.claims > 0, hotQueue!.draining == nil, hotQueue!.blocked.isEmpty,
+            hotQueue!.earliestDeadline == nil, count + 1 < hotQueue!.batchSizeLimit,
+            count < configuration.maxPendingItems, totalPending < configuration.maxTotalPendingItems
+        else { return false }
+        if let max = configuration.maxBatchWeight, pendingWeight + weight >= max { return false }
+        if let max = configuration.maxPendingWeight, pendingWeight + weight > max { return false }
+        if let max = configuration.maxTotalPendingWeight, totalPendingWeight + weight > max { return false }
+        return true
     }
 
     /// A timer armed by an earlier action fired.
@@ -518,6 +547,9 @@ import DequeModule
     /// Dispatches every batch that is due and has a slot, then arms a timer for the next due instant.
     @inlinable mutating func schedule(_ queue: inout KeyQueue, key: Key, now: Instant, into actions: inout Actions) {
         while !queue.pending.isEmpty, let reason = dueReason(queue, now: now) {
+            // A reserved eager slot takes everything up to the limit when it is claimed (and claiming schedules the
+            // rest), so nothing else is due until then, not even a place in the wait for a global slot.
+            if reason == .eager, queue.claims > 0 { break }
             guard queue.busySlots < configuration.maxConcurrentBatches else { break }
             guard totalRunning < configuration.maxTotalConcurrentBatches else {
                 if !waitingForGlobalSlot.contains(key) { waitingForGlobalSlot.append(key) }
@@ -525,8 +557,7 @@ import DequeModule
             }
             if reason == .eager {
                 // Late binding: reserve the slot; the batch is cut when a worker claims it. One reservation takes
-                // everything up to the limit, so a second one waits until the first is claimed.
-                if queue.claims > 0 { break }
+                // everything up to the limit, so a second one waits until the first is claimed (above).
                 queue.claims += 1
                 totalRunning += 1
                 actions.claims.append(key)
