@@ -141,7 +141,9 @@ import DequeModule
     @usableFromInline var queues: [Key: KeyQueue] = [:]
     /// The key touched last and its queue, kept out of the dictionary: a busy key costs no hashing per event.
     @usableFromInline var hotKey: Key? = nil
-    @usableFromInline var hotQueue: KeyQueue? = nil
+    /// Meaningful only while `hotKey` is set. Not optional: reading a field through an optional copies the whole
+    /// queue (through runtime value witnesses), which the per-submit checks cannot afford.
+    @usableFromInline var hotQueue = KeyQueue(batchSizeLimit: 0, predictedLatency: .zero)
     @usableFromInline var totalPending = 0
     @usableFromInline var totalPendingWeight = 0
     @usableFromInline var totalRunning = 0
@@ -180,8 +182,8 @@ import DequeModule
             // The common case under load, in place: the key's eager slot is reserved and its batch not full, so
             // the item only waits for the claim (`schedule` would find nothing to do).
             item.enqueuedAt = now
-            hotQueue!.pending.append(item)
-            hotQueue!.pendingWeight += item.weight
+            hotQueue.pending.append(item)
+            hotQueue.pendingWeight += item.weight
             totalPending += 1
             totalPendingWeight += item.weight
             return (.queued, actions)
@@ -211,23 +213,23 @@ import DequeModule
     /// instead of reading the clock for every item.
     @inlinable func submitNeedsCurrentInstant(key: Key, hasDeadline: Bool) -> Bool {
         if hasDeadline || configuration.flushPolicy != .eager { return true }
-        guard let hot = hotKey, hot == key, let queue = hotQueue else {
+        guard let hot = hotKey, hot == key else {
             return queues[key].map { $0.pending.isEmpty || $0.earliestDeadline != nil } ?? true
         }
-        return queue.pending.isEmpty || queue.earliestDeadline != nil
+        return hotQueue.pending.isEmpty || hotQueue.earliestDeadline != nil
     }
 
     /// Whether `item` only joins the pending items of the hot key `key` under a reserved eager slot, with room
     /// left and nothing else due: no deadline (own or pending), nothing suspended, no drain, the batch not full.
     @inlinable func joinsReservedEagerBatch(key: Key, item: borrowing Item) -> Bool {
-        guard item.deadline == nil, configuration.flushPolicy == .eager, let hot = hotKey, hot == key,
-            hotQueue != nil
-        else { return false }
+        guard item.deadline == nil, configuration.flushPolicy == .eager, let hot = hotKey, hot == key else {
+            return false
+        }
         let weight = item.weight
-        let count = hotQueue!.pending.count
-        let pendingWeight = hotQueue!.pendingWeight
-        guard hotQueue!.claims > 0, hotQueue!.draining == nil, hotQueue!.blocked.isEmpty,
-            hotQueue!.earliestDeadline == nil, count + 1 < hotQueue!.batchSizeLimit,
+        let count = hotQueue.pending.count
+        let pendingWeight = hotQueue.pendingWeight
+        guard hotQueue.claims > 0, hotQueue.draining == nil, hotQueue.blocked.isEmpty,
+            hotQueue.earliestDeadline == nil, count + 1 < hotQueue.batchSizeLimit,
             count < configuration.maxPendingItems, totalPending < configuration.maxTotalPendingItems
         else { return false }
         if let max = configuration.maxBatchWeight, pendingWeight + weight >= max { return false }
@@ -440,9 +442,16 @@ import DequeModule
     @inlinable mutating func takeQueue(_ key: Key) -> KeyQueue? {
         if let hot = hotKey, hot == key {
             hotKey = nil
-            return hotQueue.take()  // a move: no copy of the queue's buffers
+            return takeHotQueue()
         }
         return queues.removeValue(forKey: key)
+    }
+
+    /// Moves the hot queue out (no copy of its buffers), leaving an empty placeholder.
+    @inlinable mutating func takeHotQueue() -> KeyQueue {
+        var queue = KeyQueue(batchSizeLimit: 0, predictedLatency: .zero)
+        swap(&queue, &hotQueue)
+        return queue
     }
 
     /// The queue of `key`, read only.
@@ -468,7 +477,7 @@ import DequeModule
                 hotQueue = queue
                 return
             }
-            queues[hot] = hotQueue.take()
+            queues[hot] = takeHotQueue()
         }
         hotKey = key
         hotQueue = queue
