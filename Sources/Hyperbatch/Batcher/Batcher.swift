@@ -175,10 +175,23 @@ where C.Duration == Duration {
     /// - Parameter deadline: when the caller stops caring. The key flushes early enough for the handler's predicted
     ///   latency to meet it; an item whose deadline passes before it is sent fails with `deadlineExceeded`.
     /// - Throws: the handler's error for this item, a ``BatcherError``, or `CancellationError`.
-    @inlinable public func submit(_ input: Input, key: Key, deadline: C.Instant? = nil) async throws -> Output {
+    @inlinable public func submit(_ input: Input, key: Key, deadline: C.Instant?) async throws -> Output {
+        try await submit(input, key: key, machineDeadline: deadline.map(machineInstant))
+    }
+
+    /// Submits one input without a deadline and waits for its own result.
+    ///
+    /// The same as `submit(_:key:deadline:)` with a nil deadline, without handling an optional clock instant (a
+    /// resilient type, handled through runtime calls) on every call.
+    /// - Throws: the handler's error for this item, a ``BatcherError``, or `CancellationError`.
+    @inlinable public func submit(_ input: Input, key: Key) async throws -> Output {
+        try await submit(input, key: key, machineDeadline: nil)
+    }
+
+    @inlinable @inline(__always)
+    func submit(_ input: Input, key: Key, machineDeadline deadline: BatcherInstant?) async throws -> Output {
         let weight = weigh?(input) ?? 1
         let id = nextItemID.wrappingAdd(1, ordering: .relaxed).newValue
-        let deadline = deadline.map(machineInstant)
         // The closures capture little and call a synchronous method: every async frame of a submit comes from the
         // task's stack allocator, and small frames keep a submit within its first slab.
         return try await withTaskCancellationHandler {
