@@ -119,6 +119,45 @@ import Testing
         #expect(second?.inputs == [2, 3, 4, 5], "the batch grew by itself under load")
     }
 
+    @Test func onlyItemsJoiningAnEagerBatchWithoutDeadlinesSkipTheClock() {
+        var h = Harness(Self.config(size: 256, policy: .eager, concurrent: 1))
+        #expect(h.machine.submitNeedsCurrentInstant(key: "k", hasDeadline: false), "a key without a queue")
+        _ = h.submit(1, at: Self.t(0))
+        #expect(!h.machine.submitNeedsCurrentInstant(key: "k", hasDeadline: false), "it joins a pending item")
+        let (batch, _) = h.machine.claim(key: "k", now: Self.t(1))
+        #expect(batch?.inputs == [1])
+        #expect(h.machine.submitNeedsCurrentInstant(key: "k", hasDeadline: false), "nothing pending: it starts a batch")
+        _ = h.submit(2, at: Self.t(1))
+        #expect(!h.machine.submitNeedsCurrentInstant(key: "k", hasDeadline: false))
+        #expect(h.machine.submitNeedsCurrentInstant(key: "k", hasDeadline: true), "its own deadline is checked")
+        #expect(h.machine.submitNeedsCurrentInstant(key: "other", hasDeadline: false), "another key's queue is empty")
+        _ = h.submit(3, deadline: Self.t(50), at: Self.t(2))
+        #expect(h.machine.submitNeedsCurrentInstant(key: "k", hasDeadline: false), "a pending deadline is checked")
+
+        var f = Harness(Self.config(size: 256, policy: .fillOrWait))
+        _ = f.submit(1, at: Self.t(0))
+        #expect(f.machine.submitNeedsCurrentInstant(key: "k", hasDeadline: false), "fill-or-wait times every item")
+    }
+
+    @Test func itemsJoiningAReservedEagerSlotStillFlushOnSizeAndWeight() {
+        var h = Harness(Self.config(size: 3, weight: 10, policy: .eager, concurrent: 2))
+        let (_, a1) = h.submit(1, at: Self.t(0))
+        #expect(a1.claims == ["k"])
+        let (_, a2) = h.submit(2, at: Self.t(1))
+        #expect(a2.isEmpty, "it joins the reserved slot")
+        let (_, a3) = h.submit(3, at: Self.t(2))
+        #expect(a3.dispatch.map(\.inputs) == [[1, 2, 3]], "the full batch goes on the second slot")
+        #expect(a3.dispatch.first?.reason == .size)
+        let (_, a4) = h.submit(4, weight: 4, at: Self.t(3))
+        #expect(a4.isEmpty, "the slot is still reserved")
+        let (_, a5) = h.submit(5, weight: 6, at: Self.t(4))
+        #expect(a5.isEmpty, "weight 10 is due, but both slots are busy")
+        let (batch, _) = h.machine.claim(key: "k", now: Self.t(5))
+        #expect(batch?.inputs == [4, 5])
+        #expect(batch?.enqueuedAt == [Self.t(3), Self.t(4)])
+        #expect(h.machine.pendingCount(key: "k") == 0)
+    }
+
     @Test func eagerBatchTakesItemsSubmittedBetweenReservationAndClaim() {
         var h = Harness(Self.config(size: 4, policy: .eager, concurrent: 2))
         let (_, a1) = h.submit(1, at: Self.t(0))

@@ -37,17 +37,43 @@ where C.Duration == Duration {
     /// The handler: one result per input, in input order. Throwing fails the whole batch.
     public typealias Handler = @Sendable (Key, [Input]) async throws -> [Result<Output, any Error>]
 
-    @usableFromInline typealias Machine = BatcherStateMachine<Key, Input, Waiter, C.Instant>
+    @usableFromInline typealias Machine = BatcherStateMachine<Key, Input, Waiter, BatcherInstant>
 
-    /// Where a result goes.
-    @usableFromInline enum Waiter: Sendable {
-        case single(UnsafeContinuation<Output, any Error>)
-        case bulk(BulkCollector<Output>, Int)
+    /// Where a result goes: the continuation of a `submit` caller, or a slot of a `submit(contentsOf:)` collector.
+    ///
+    /// Trivially copyable (no reference counting), so items and queues holding it are copied with plain moves: an
+    /// enum with a class payload made the compiler copy every item through runtime value witnesses (about 5% of a
+    /// submit). The collector is kept alive by the reference it holds on itself until its last result arrives.
+    @usableFromInline struct Waiter: Sendable {
+        @usableFromInline let continuation: UnsafeContinuation<Output, any Error>?
+        @usableFromInline let collector: Unmanaged<BulkCollector<Output>>?
+        @usableFromInline let index: Int
+
+        @inlinable init(
+            continuation: UnsafeContinuation<Output, any Error>?, collector: Unmanaged<BulkCollector<Output>>?,
+            index: Int
+        ) {
+            self.continuation = continuation
+            self.collector = collector
+            self.index = index
+        }
+
+        /// The caller of `submit(_:key:deadline:)`.
+        @inlinable static func single(_ continuation: UnsafeContinuation<Output, any Error>) -> Waiter {
+            Waiter(continuation: continuation, collector: nil, index: 0)
+        }
+
+        /// Input `index` of a `submit(contentsOf:)` call.
+        @inlinable static func bulk(_ collector: BulkCollector<Output>, _ index: Int) -> Waiter {
+            Waiter(continuation: nil, collector: Unmanaged.passUnretained(collector), index: index)
+        }
 
         @inlinable func resume(with result: Result<Output, any Error>) {
-            switch self {
-            case .single(let continuation): continuation.resume(with: result)
-            case .bulk(let collector, let index): collector.deliver(result, at: index)
+            if let continuation {
+                continuation.resume(with: result)
+            } else if let collector {
+                let last = collector._withUnsafeGuaranteedRef { $0.deliver(result, at: index) }
+                if last { collector.release() }  // the collector's reference on itself
             }
         }
     }
@@ -61,7 +87,7 @@ where C.Duration == Duration {
     @usableFromInline enum Work: Sendable {
         /// Start one more worker task (there are ready batches and no idle worker).
         case worker
-        case timer(Key, C.Instant)
+        case timer(Key, BatcherInstant)
     }
 
     @usableFromInline struct State {
@@ -78,6 +104,9 @@ where C.Duration == Duration {
         /// Workers that will look at `readyBatches` before going idle (just started, or just finished a batch with
         /// nothing of their own next): ready work they will take needs no new worker.
         @usableFromInline var lookingWorkers = 0
+        /// The latest instant read from the clock: the `enqueuedAt` of items that do not need the current one (see
+        /// `BatcherStateMachine.submitNeedsCurrentInstant`), so most submits under load read no clock.
+        @usableFromInline var lastInstant = BatcherInstant(offset: .zero)
         /// Per-key AIMD limit and latency fit (only with `adaptiveBatchSize` or `learnsHandlerLatency`).
         @usableFromInline var adaptation: [Key: KeyAdaptation<C.Instant>] = [:]
     }
@@ -85,6 +114,8 @@ where C.Duration == Duration {
     /// The configuration, validated.
     public let configuration: BatchConfiguration
     @usableFromInline let clock: C
+    /// The clock's `now` at creation: the machine's instants are offsets from it (see ``BatcherInstant``).
+    @usableFromInline let epoch: C.Instant
     @usableFromInline let weigh: (@Sendable (Input) -> Int)?
     @usableFromInline let handler: Handler
     /// Runs batches with retry, bisection, breaker and dead letters when a ``FailurePolicy`` was given.
@@ -112,6 +143,7 @@ where C.Duration == Duration {
         try configuration.validate()
         self.configuration = configuration
         self.clock = clock
+        self.epoch = clock.now
         self.weigh = weigh
         self.handler = handler
         let metrics = HyperbatchMetrics()
@@ -123,6 +155,19 @@ where C.Duration == Duration {
         self.state = Mutex(State(machine: Machine(configuration: configuration)))
     }
 
+    // MARK: - Time
+
+    /// `instant` as the machine sees it.
+    @inlinable func machineInstant(_ instant: C.Instant) -> BatcherInstant {
+        BatcherInstant(offset: epoch.duration(to: instant))
+    }
+
+    /// The clock's instant of a machine instant.
+    @inlinable func clockInstant(_ instant: BatcherInstant) -> C.Instant { epoch.advanced(by: instant.offset) }
+
+    /// The clock's current instant as the machine sees it.
+    @inlinable var now: BatcherInstant { machineInstant(clock.now) }
+
     // MARK: - Submitting
 
     /// Submits one input and waits for its own result.
@@ -130,30 +175,60 @@ where C.Duration == Duration {
     /// - Parameter deadline: when the caller stops caring. The key flushes early enough for the handler's predicted
     ///   latency to meet it; an item whose deadline passes before it is sent fails with `deadlineExceeded`.
     /// - Throws: the handler's error for this item, a ``BatcherError``, or `CancellationError`.
-    @inlinable public func submit(_ input: Input, key: Key, deadline: C.Instant? = nil) async throws -> Output {
+    @inlinable public func submit(_ input: Input, key: Key, deadline: C.Instant?) async throws -> Output {
+        try await submit(input, key: key, machineDeadline: deadline.map(machineInstant))
+    }
+
+    /// Submits one input without a deadline and waits for its own result.
+    ///
+    /// The same as `submit(_:key:deadline:)` with a nil deadline, without handling an optional clock instant (a
+    /// resilient type, handled through runtime calls) on every call.
+    /// - Throws: the handler's error for this item, a ``BatcherError``, or `CancellationError`.
+    @inlinable public func submit(_ input: Input, key: Key) async throws -> Output {
+        try await submit(input, key: key, machineDeadline: nil)
+    }
+
+    @inlinable @inline(__always)
+    func submit(_ input: Input, key: Key, machineDeadline deadline: BatcherInstant?) async throws -> Output {
         let weight = weigh?(input) ?? 1
         let id = nextItemID.wrappingAdd(1, ordering: .relaxed).newValue
+        // The closures capture little and call a synchronous method: every async frame of a submit comes from the
+        // task's stack allocator, and small frames keep a submit within its first slab.
         return try await withTaskCancellationHandler {
             try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<Output, any Error>) in
-                let now = clock.now
-                let item = Machine.Item(
-                    id: id, input: input, weight: weight, deadline: deadline, enqueuedAt: now,
-                    waiter: .single(continuation))
-                let (outcome, effects) = state.withLock { state -> (Machine.SubmitOutcome, Effects) in
-                    if Task.isCancelled { return (.rejected(BatcherError(.shutDown, "")), Effects(cancelled: true)) }
-                    let (outcome, actions) = state.machine.submit(key: key, item: item, now: now)
-                    return (outcome, Self.collect(actions, into: &state))
-                }
-                if effects.cancelled {
-                    continuation.resume(throwing: CancellationError())
-                    return
-                }
-                if case .rejected(let error) = outcome { continuation.resume(throwing: error) }
-                effects.perform()
+                enqueue(input, key: key, weight: weight, deadline: deadline, id: id, continuation: continuation)
             }
         } onCancel: {
             cancel(key: key, id: id)
         }
+    }
+
+    /// Hands the item of a `submit` to the machine; its continuation is resumed now (rejected, cancelled) or later.
+    @inlinable func enqueue(
+        _ input: Input, key: Key, weight: Int, deadline: BatcherInstant?, id: UInt64,
+        continuation: UnsafeContinuation<Output, any Error>
+    ) {
+        let (outcome, effects) = state.withLock { state -> (Machine.SubmitOutcome, Effects) in
+            if Task.isCancelled { return (.rejected(BatcherError(.shutDown, "")), Effects(cancelled: true)) }
+            let now: BatcherInstant
+            if state.machine.submitNeedsCurrentInstant(key: key, hasDeadline: deadline != nil) {
+                now = self.now
+                if state.lastInstant < now { state.lastInstant = now }
+            } else {
+                now = state.lastInstant
+            }
+            let item = Machine.Item(
+                id: id, input: input, weight: weight, deadline: deadline, enqueuedAt: now,
+                waiter: .single(continuation))
+            let (outcome, actions) = state.machine.submit(key: key, item: item, now: now)
+            return (outcome, Self.collect(actions, into: &state))
+        }
+        if effects.cancelled {
+            continuation.resume(throwing: CancellationError())
+            return
+        }
+        if case .rejected(let error) = outcome { continuation.resume(throwing: error) }
+        effects.perform()
     }
 
     /// Submits several inputs of one key and waits for all their results, in input order.
@@ -166,10 +241,11 @@ where C.Duration == Duration {
         guard !inputs.isEmpty else { return [] }
         let weights = inputs.map { weigh?($0) ?? 1 }
         let firstID = nextItemID.wrappingAdd(UInt64(inputs.count), ordering: .relaxed).newValue - UInt64(inputs.count) + 1
+        let deadline = deadline.map(machineInstant)
         return await withTaskCancellationHandler {
             await withUnsafeContinuation { (continuation: UnsafeContinuation<[Result<Output, any Error>], Never>) in
-                let collector = BulkCollector<Output>(count: inputs.count, continuation: continuation)
-                let now = clock.now
+                let collector = BulkCollector<Output>.make(count: inputs.count, continuation: continuation)
+                let now = self.now
                 var rejected: [(Int, any Error)] = []
                 let effects = state.withLock { state -> Effects in
                     var effects = Effects(cancelled: Task.isCancelled)
@@ -187,7 +263,9 @@ where C.Duration == Duration {
                     }
                     return effects
                 }
-                for (index, error) in rejected { collector.deliver(.failure(error), at: index) }
+                for (index, error) in rejected {
+                    if collector.deliver(.failure(error), at: index) { Unmanaged.passUnretained(collector).release() }
+                }
                 effects.perform()
             }
         } onCancel: {
@@ -198,13 +276,13 @@ where C.Duration == Duration {
     /// Flushes every pending item of `key` (of every key when nil) as soon as handler slots allow, without waiting
     /// for the batch to fill.
     @inlinable public func flush(key: Key? = nil) {
-        let now = clock.now
+        let now = self.now
         state.withLock { state in Self.collect(state.machine.flush(key: key, now: now), into: &state) }.perform()
     }
 
     /// Begins graceful shutdown: refuses new items, flushes every key; `run()` returns once running batches finish.
     @inlinable public func shutdown() {
-        let now = clock.now
+        let now = self.now
         state.withLock { state in
             var effects = Self.collect(state.machine.shutdown(now: now), into: &state)
             effects.wakeIfFinished(&state)
@@ -240,7 +318,7 @@ where C.Duration == Duration {
                             group.addTask { await self.workerLoop() }
                         case .timer(let key, let instant):
                             group.addTask {
-                                do { try await self.clock.sleep(until: instant, tolerance: nil) } catch { return }
+                                do { try await self.clock.sleep(until: self.clockInstant(instant), tolerance: nil) } catch { return }
                                 self.timerFired(key: key, at: instant)
                             }
                         }
@@ -282,15 +360,15 @@ where C.Duration == Duration {
         return effects
     }
 
-    @inlinable func timerFired(key: Key, at instant: C.Instant) {
-        let now = clock.now
+    @inlinable func timerFired(key: Key, at instant: BatcherInstant) {
+        let now = self.now
         state.withLock { state in
             Self.collect(state.machine.timerFired(key: key, at: instant, now: now), into: &state)
         }.perform()
     }
 
     @inlinable func cancel(key: Key, id: UInt64) {
-        let now = clock.now
+        let now = self.now
         let (waiter, effects) = state.withLock { state -> (Waiter?, Effects) in
             let (waiter, actions) = state.machine.cancel(key: key, id: id, now: now)
             return (waiter, Self.collect(actions, into: &state))
@@ -325,8 +403,9 @@ where C.Duration == Duration {
     /// Cuts the batch of a reserved eager slot now, taking everything that accumulated since the slot was reserved.
     /// Returns it, or other ready work when nothing was left.
     @inlinable func claim(_ key: Key) -> Ready? {
-        let now = clock.now
+        let now = self.now
         let (next, effects) = state.withLock { state -> (Ready?, Effects) in
+            if state.lastInstant < now { state.lastInstant = now }
             let (batch, actions) = state.machine.claim(key: key, now: now)
             var effects = Self.collect(actions, into: &state)
             if let batch { return (.batch(batch), effects) }
@@ -371,10 +450,13 @@ where C.Duration == Duration {
                 ])
         }
         let started = clock.now
+        let machineStarted = machineInstant(started)
         let results: [Result<Output, any Error>]
         if let executor {
             results = await executor.execute(
-                key: batch.key, inputs: batch.inputs, deadlines: batch.deadlines, slots: splitSlots(batch.key))
+                key: batch.key, inputs: batch.inputs,
+                deadlines: batch.deadlines.isEmpty ? nil : batch.deadlines.map { $0.map(clockInstant) },
+                slots: splitSlots(batch.key))
         } else { do {
             let output = try await handler(batch.key, batch.inputs)
             if output.count == batch.inputs.count {
@@ -389,6 +471,7 @@ where C.Duration == Duration {
             results = Array(repeating: .failure(error), count: batch.inputs.count)
         } }
         let now = clock.now
+        let machineNow = machineInstant(now)
         let failed = results.reduce(0) { count, result in
             if case .failure = result { count + 1 } else { count }
         }
@@ -397,13 +480,14 @@ where C.Duration == Duration {
         var limit = 0
         var predicted: Duration? = nil
         let (waiters, next, effects) = state.withLock { state -> ([Waiter?], Ready?, Effects) in
-            let adapted = Self.adapt(&state, batch: batch, failed: failed, latency: handlerDuration, now: now)
+            let adapted = Self.adapt(
+                &state, batch: batch, failed: failed, latency: handlerDuration, now: now, machineNow: machineNow)
             pending = state.machine.pendingCount(key: batch.key)
             limit = state.machine.batchSizeLimit(key: batch.key)
             if state.machine.configuration.learnsHandlerLatency {
                 predicted = state.adaptation[batch.key]?.latency.predict(weight: batch.weight)
             }
-            var (waiters, actions) = state.machine.batchFinished(key: batch.key, batchID: batch.id, now: now)
+            var (waiters, actions) = state.machine.batchFinished(key: batch.key, batchID: batch.id, now: machineNow)
             if let adapted { actions.merge(adapted) }
             // This worker keeps a batch or claim of its own; a claim is cut after the results are delivered, so the
             // items submitted meanwhile join it.
@@ -419,7 +503,7 @@ where C.Duration == Duration {
         effects.perform()
         metrics.batchFinished(
             label: batch.key.metricsLabel, reason: batch.reason, size: batch.inputs.count, weight: batch.weight,
-            failed: failed, queueTimes: batch.enqueuedAt.map { $0.duration(to: started) },
+            failed: failed, queueTimes: metrics.recordsPerItem ? batch.enqueuedAt.map { $0.duration(to: machineStarted) } : [],
             handlerDuration: handlerDuration, pending: pending,
             batchSizeLimit: limit, predictedLatency: predicted)
         // Callers last: a worker that goes idle right after resuming them leaves its thread to them (no cross-thread
@@ -433,7 +517,7 @@ where C.Duration == Duration {
         .init(
             lend: { wanted in self.state.withLock { $0.machine.lendSlots(key: key, wanted: wanted) } },
             giveBack: {
-                let now = self.clock.now
+                let now = self.now
                 self.state.withLock { state in
                     var effects = Self.collect(state.machine.returnSlot(key: key, now: now), into: &state)
                     effects.wakeIfFinished(&state)
@@ -444,7 +528,8 @@ where C.Duration == Duration {
 
     /// Feeds a finished batch to its key's AIMD controller and latency fit and hands the results to the machine.
     @inlinable static func adapt(
-        _ state: inout State, batch: Machine.Batch, failed: Int, latency: Duration, now: C.Instant
+        _ state: inout State, batch: Machine.Batch, failed: Int, latency: Duration, now: C.Instant,
+        machineNow: BatcherInstant
     ) -> Machine.Actions? {
         let configuration = state.machine.configuration
         if state.adaptation.count >= 4096, state.adaptation[batch.key] == nil { state.adaptation.removeAll() }
@@ -457,12 +542,12 @@ where C.Duration == Duration {
         var actions = Machine.Actions()
         if adaptation.size != nil {
             let limit = adaptation.size!.record(size: batch.inputs.count, failedItems: failed, latency: latency)
-            actions = state.machine.setBatchSizeLimit(key: batch.key, limit, now: now)
+            actions = state.machine.setBatchSizeLimit(key: batch.key, limit, now: machineNow)
         }
         if configuration.learnsHandlerLatency {
             adaptation.latency.record(weight: batch.weight, latency: latency)
             if let predicted = adaptation.latency.predict(weight: configuration.maxBatchWeight ?? batch.weight) {
-                actions.merge(state.machine.setPredictedLatency(key: batch.key, predicted, now: now))
+                actions.merge(state.machine.setPredictedLatency(key: batch.key, predicted, now: machineNow))
             }
         }
         state.adaptation[batch.key] = adaptation
@@ -564,6 +649,9 @@ where C.Duration == Duration {
 }
 
 /// Gathers the results of `submit(contentsOf:)` and resumes its caller once all have arrived.
+///
+/// It holds a reference on itself from creation until its last result arrives, so the unretained references of the
+/// items' waiters stay valid.
 @usableFromInline final class BulkCollector<Output: Sendable>: Sendable {
     @usableFromInline struct State {
         @usableFromInline var results: [Result<Output, any Error>?]
@@ -577,18 +665,32 @@ where C.Duration == Duration {
     @usableFromInline let state: Mutex<State>
     @usableFromInline let continuation: UnsafeContinuation<[Result<Output, any Error>], Never>
 
+    /// A collector of `count` results (at least 1), alive until the last one arrives.
+    @inlinable static func make(
+        count: Int, continuation: UnsafeContinuation<[Result<Output, any Error>], Never>
+    ) -> BulkCollector {
+        precondition(count > 0)
+        let collector = BulkCollector(count: count, continuation: continuation)
+        _ = Unmanaged.passRetained(collector)  // released by the last `deliver`
+        return collector
+    }
+
     @inlinable init(count: Int, continuation: UnsafeContinuation<[Result<Output, any Error>], Never>) {
         self.state = Mutex(State(results: Array(repeating: nil, count: count), remaining: count))
         self.continuation = continuation
     }
 
-    @inlinable func deliver(_ result: Result<Output, any Error>, at index: Int) {
+    /// Records the result of input `index`; the last one resumes the caller and returns true: the caller then
+    /// releases the collector's reference on itself (``make(count:continuation:)``).
+    @discardableResult @inlinable func deliver(_ result: Result<Output, any Error>, at index: Int) -> Bool {
         let done = state.withLock { state -> [Result<Output, any Error>]? in
             guard state.results[index] == nil else { return nil }
             state.results[index] = result
             state.remaining -= 1
             return state.remaining == 0 ? state.results.map { $0! } : nil
         }
-        if let done { continuation.resume(returning: done) }
+        guard let done else { return false }
+        continuation.resume(returning: done)
+        return true
     }
 }

@@ -41,6 +41,7 @@ import DequeModule
         @usableFromInline var id: UInt64
         @usableFromInline var reason: FlushReason
         @usableFromInline var inputs: [Input]
+        /// Each input's deadline; empty when no input has one.
         @usableFromInline var deadlines: [Instant?]
         @usableFromInline var enqueuedAt: [Instant]
         @usableFromInline var weight: Int
@@ -140,7 +141,9 @@ import DequeModule
     @usableFromInline var queues: [Key: KeyQueue] = [:]
     /// The key touched last and its queue, kept out of the dictionary: a busy key costs no hashing per event.
     @usableFromInline var hotKey: Key? = nil
-    @usableFromInline var hotQueue: KeyQueue? = nil
+    /// Meaningful only while `hotKey` is set. Not optional: reading a field through an optional copies the whole
+    /// queue (through runtime value witnesses), which the per-submit checks cannot afford.
+    @usableFromInline var hotQueue = KeyQueue(batchSizeLimit: 0, predictedLatency: .zero)
     @usableFromInline var totalPending = 0
     @usableFromInline var totalPendingWeight = 0
     @usableFromInline var totalRunning = 0
@@ -175,20 +178,64 @@ import DequeModule
         if let deadline = item.deadline, deadline <= now {
             return (.rejected(BatcherError(.deadlineExceeded, "the item's deadline had passed when it was submitted")), actions)
         }
+        if joinsReservedEagerBatch(key: key, item: item) {
+            // The common case under load, in place: the key's eager slot is reserved and its batch not full, so
+            // the item only waits for the claim (`schedule` would find nothing to do).
+            item.enqueuedAt = now
+            hotQueue.pending.append(item)
+            hotQueue.pendingWeight += item.weight
+            totalPending += 1
+            totalPendingWeight += item.weight
+            return (.queued, actions)
+        }
+        // No `defer { store(...) }`: a deferred store copies the queue instead of moving it back.
         var queue = takeQueue(key) ?? newQueue()
-        defer { store(queue, for: key) }
-
         if !queue.blocked.isEmpty || !hasRoom(queue, weight: item.weight) {
             if configuration.overflow == .reject {
-                return (.rejected(overloadedError(queue)), actions)
+                let error = overloadedError(queue)
+                store(consume queue, for: key)
+                return (.rejected(error), actions)
             }
             queue.blocked.append(item)
             keysWithBlocked.insert(key)
+            store(consume queue, for: key)
             return (.suspended, actions)
         }
         enqueue(item, in: &queue, now: now)
         schedule(&queue, key: key, now: now, into: &actions)
+        store(consume queue, for: key)
         return (.queued, actions)
+    }
+
+    /// Whether `submit` of an item of `key` needs the current instant. It does not when the item only joins items
+    /// already pending under the eager policy, has no deadline and none pending has one: its `enqueuedAt` then only
+    /// feeds the queue-time metric, so the driver may pass the latest instant it read (not later than the real one)
+    /// instead of reading the clock for every item.
+    @inlinable func submitNeedsCurrentInstant(key: Key, hasDeadline: Bool) -> Bool {
+        if hasDeadline || configuration.flushPolicy != .eager { return true }
+        guard let hot = hotKey, hot == key else {
+            return queues[key].map { $0.pending.isEmpty || $0.earliestDeadline != nil } ?? true
+        }
+        return hotQueue.pending.isEmpty || hotQueue.earliestDeadline != nil
+    }
+
+    /// Whether `item` only joins the pending items of the hot key `key` under a reserved eager slot, with room
+    /// left and nothing else due: no deadline (own or pending), nothing suspended, no drain, the batch not full.
+    @inlinable func joinsReservedEagerBatch(key: Key, item: borrowing Item) -> Bool {
+        guard item.deadline == nil, configuration.flushPolicy == .eager, let hot = hotKey, hot == key else {
+            return false
+        }
+        let weight = item.weight
+        let count = hotQueue.pending.count
+        let pendingWeight = hotQueue.pendingWeight
+        guard hotQueue.claims > 0, hotQueue.draining == nil, hotQueue.blocked.isEmpty,
+            hotQueue.earliestDeadline == nil, count + 1 < hotQueue.batchSizeLimit,
+            count < configuration.maxPendingItems, totalPending < configuration.maxTotalPendingItems
+        else { return false }
+        if let max = configuration.maxBatchWeight, pendingWeight + weight >= max { return false }
+        if let max = configuration.maxPendingWeight, pendingWeight + weight > max { return false }
+        if let max = configuration.maxTotalPendingWeight, totalPendingWeight + weight > max { return false }
+        return true
     }
 
     /// A timer armed by an earlier action fired.
@@ -217,7 +264,7 @@ import DequeModule
         }
         if batch != nil { promoteBlocked(&queue, key: key, now: now) }
         schedule(&queue, key: key, now: now, into: &actions)
-        store(queue, for: key)
+        store(consume queue, for: key)
         if batch == nil { rescheduleGlobalWaiters(now: now, into: &actions) }
         return (batch, actions)
     }
@@ -233,7 +280,7 @@ import DequeModule
         let lent = max(0, min(wanted, free))
         queue.lent += lent
         totalRunning += lent
-        store(queue, for: key)
+        store(consume queue, for: key)
         return lent
     }
 
@@ -246,7 +293,7 @@ import DequeModule
         queue.lent -= 1
         totalRunning -= 1
         schedule(&queue, key: key, now: now, into: &actions)
-        store(queue, for: key)
+        store(consume queue, for: key)
         rescheduleGlobalWaiters(now: now, into: &actions)
         return actions
     }
@@ -263,7 +310,7 @@ import DequeModule
         totalRunning -= 1
         promoteBlocked(&queue, key: key, now: now)
         schedule(&queue, key: key, now: now, into: &actions)
-        store(queue, for: key)
+        store(consume queue, for: key)
         rescheduleGlobalWaiters(now: now, into: &actions)
         return (finished.waiters, actions)
     }
@@ -305,7 +352,7 @@ import DequeModule
             guard var queue = takeQueue(key) else { continue }
             if !queue.pending.isEmpty, queue.draining == nil { queue.draining = .manual }
             schedule(&queue, key: key, now: now, into: &actions)
-            store(queue, for: key)
+            store(consume queue, for: key)
         }
         return actions
     }
@@ -319,7 +366,7 @@ import DequeModule
             guard var queue = takeQueue(key) else { continue }
             queue.draining = .shutdown
             schedule(&queue, key: key, now: now, into: &actions)
-            store(queue, for: key)
+            store(consume queue, for: key)
         }
         return actions
     }
@@ -351,7 +398,7 @@ import DequeModule
         var queue = takeQueue(key) ?? newQueue()
         queue.batchSizeLimit = min(max(limit, 1), configuration.maxBatchSize)
         schedule(&queue, key: key, now: now, into: &actions)
-        store(queue, for: key)
+        store(consume queue, for: key)
         return actions
     }
 
@@ -361,7 +408,7 @@ import DequeModule
         var queue = takeQueue(key) ?? newQueue()
         queue.predictedLatency = max(latency, .zero)
         schedule(&queue, key: key, now: now, into: &actions)
-        store(queue, for: key)
+        store(consume queue, for: key)
         return actions
     }
 
@@ -395,9 +442,16 @@ import DequeModule
     @inlinable mutating func takeQueue(_ key: Key) -> KeyQueue? {
         if let hot = hotKey, hot == key {
             hotKey = nil
-            return hotQueue.take()  // a move: no copy of the queue's buffers
+            return takeHotQueue()
         }
         return queues.removeValue(forKey: key)
+    }
+
+    /// Moves the hot queue out (no copy of its buffers), leaving an empty placeholder.
+    @inlinable mutating func takeHotQueue() -> KeyQueue {
+        var queue = KeyQueue(batchSizeLimit: 0, predictedLatency: .zero)
+        swap(&queue, &hotQueue)
+        return queue
     }
 
     /// The queue of `key`, read only.
@@ -423,7 +477,7 @@ import DequeModule
                 hotQueue = queue
                 return
             }
-            queues[hot] = hotQueue.take()
+            queues[hot] = takeHotQueue()
         }
         hotKey = key
         hotQueue = queue
@@ -502,6 +556,9 @@ import DequeModule
     /// Dispatches every batch that is due and has a slot, then arms a timer for the next due instant.
     @inlinable mutating func schedule(_ queue: inout KeyQueue, key: Key, now: Instant, into actions: inout Actions) {
         while !queue.pending.isEmpty, let reason = dueReason(queue, now: now) {
+            // A reserved eager slot takes everything up to the limit when it is claimed (and claiming schedules the
+            // rest), so nothing else is due until then, not even a place in the wait for a global slot.
+            if reason == .eager, queue.claims > 0 { break }
             guard queue.busySlots < configuration.maxConcurrentBatches else { break }
             guard totalRunning < configuration.maxTotalConcurrentBatches else {
                 if !waitingForGlobalSlot.contains(key) { waitingForGlobalSlot.append(key) }
@@ -509,8 +566,7 @@ import DequeModule
             }
             if reason == .eager {
                 // Late binding: reserve the slot; the batch is cut when a worker claims it. One reservation takes
-                // everything up to the limit, so a second one waits until the first is claimed.
-                if queue.claims > 0 { break }
+                // everything up to the limit, so a second one waits until the first is claimed (above).
                 queue.claims += 1
                 totalRunning += 1
                 actions.claims.append(key)
@@ -546,7 +602,6 @@ import DequeModule
         inputs.reserveCapacity(expected)
         waiters.reserveCapacity(expected)
         itemIDs.reserveCapacity(expected)
-        deadlines.reserveCapacity(expected)
         enqueued.reserveCapacity(expected)
         var weight = 0
         var hadDeadline = false
@@ -558,7 +613,11 @@ import DequeModule
             totalPending -= 1
             totalPendingWeight -= item.weight
             if let deadline = item.deadline {
-                hadDeadline = true
+                if !hadDeadline {
+                    hadDeadline = true
+                    deadlines = Array(repeating: nil, count: inputs.count)
+                    deadlines.reserveCapacity(expected)
+                }
                 if deadline <= now {
                     actions.failed.append((item.waiter, BatcherError(
                         .deadlineExceeded, "the item's deadline passed before its batch could be sent; it was not sent")))
@@ -568,7 +627,7 @@ import DequeModule
             inputs.append(item.input)
             waiters.append(item.waiter)
             itemIDs.append(item.id)
-            deadlines.append(item.deadline)
+            if hadDeadline { deadlines.append(item.deadline) }
             enqueued.append(item.enqueuedAt)
             weight += item.weight
         }
@@ -587,7 +646,7 @@ import DequeModule
         while totalRunning < configuration.maxTotalConcurrentBatches, let key = waitingForGlobalSlot.popFirst() {
             guard var queue = takeQueue(key) else { continue }
             schedule(&queue, key: key, now: now, into: &actions)
-            store(queue, for: key)
+            store(consume queue, for: key)
         }
         // Room freed over all keys may let suspended items of other keys in.
         guard !keysWithBlocked.isEmpty, totalPending < configuration.maxTotalPendingItems else { return }
@@ -595,7 +654,7 @@ import DequeModule
             guard var queue = takeQueue(key) else { continue }
             promoteBlocked(&queue, key: key, now: now)
             schedule(&queue, key: key, now: now, into: &actions)
-            store(queue, for: key)
+            store(consume queue, for: key)
         }
     }
 }

@@ -111,7 +111,13 @@ public enum HyperbatchMetricNames {
     let cache = Mutex<[String: Key]>([:])
 
     /// Captures the current factory (the task-local one inside `withMetricsFactory`, else the bootstrapped one).
-    @usableFromInline init(factory: any MetricsFactory = MetricsSystem.factory) { self.factory = factory }
+    @usableFromInline init(factory: any MetricsFactory = MetricsSystem.factory) {
+        self.factory = factory
+        self.recordsPerItem = !(factory is NOOPMetricsHandler)
+    }
+
+    /// False when metrics go nowhere (no backend bootstrapped): callers then skip computing per-item values.
+    @usableFromInline let recordsPerItem: Bool
 
     /// The metric objects of `label` (at most 1,024 labels are cached; labels are meant to be few).
     func key(_ label: String) -> Key {
@@ -126,7 +132,8 @@ public enum HyperbatchMetricNames {
 
     /// Records a finished batch of the batcher.
     ///
-    /// Queue time per item is `enqueuedAt` to `started`, latency `enqueuedAt` to `finished`.
+    /// Queue time per item is `enqueuedAt` to `started`, latency `enqueuedAt` to `finished`; `queueTimes` may be
+    /// empty when ``recordsPerItem`` is false.
     ///
     /// Not generic: the caller (specialized for its clock) computes the per-item queue times, so the per-item loop
     /// here costs no witness-table calls.
