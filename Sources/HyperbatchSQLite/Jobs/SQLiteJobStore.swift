@@ -193,14 +193,17 @@ public struct SQLiteJobStore: JobStore {
 
     public func pendingCandidates(job: JobID, key: CompatibilityKey, limit: Int) async throws -> [PackCandidate] {
         try await writer.read { db in
-            try Row.fetchAll(
+            // A cursor reads each row in place: no `Row` copy per candidate (a pass reads up to hundreds of thousands).
+            let rows = try Row.fetchCursor(
                 db, sql: """
                     SELECT id, encoded_size FROM hb_request
                     WHERE job_id = ? AND state = 'pending' AND provider = ? AND endpoint = ? AND model = ? AND tenant = ?
                     ORDER BY id LIMIT ?
                     """,
-                arguments: [job.rawValue, key.provider.rawValue, key.endpoint, key.model, key.tenant, limit]
-            ).map { row in PackCandidate(id: row["id"], key: key, encodedSize: row["encoded_size"]) }
+                arguments: [job.rawValue, key.provider.rawValue, key.endpoint, key.model, key.tenant, limit])
+            var candidates: [PackCandidate] = []
+            while let row = try rows.next() { candidates.append(PackCandidate(id: row[0], key: key, encodedSize: row[1])) }
+            return candidates
         }
     }
 
@@ -355,8 +358,9 @@ public struct SQLiteJobStore: JobStore {
             let time = now.timeIntervalSince1970
             var summary = ApplySummary()
             // Successes (almost every line) in bulk: one UPDATE … RETURNING over the chunk's custom ids (passed as one
-            // JSON array), then the responses and outcome events with cached statements, in result order.
+            // JSON array), then the responses (multi-row INSERTs) and the outcome events (one INSERT … SELECT).
             var succeeded: [String: Int] = [:]
+            succeeded.reserveCapacity(results.count)
             var successes = 0
             var ids: [UInt8] = [0x5B]
             for (i, result) in results.enumerated() {
@@ -368,30 +372,36 @@ public struct SQLiteJobStore: JobStore {
                 Self.appendJSONString(result.customID, to: &ids)
             }
             ids.append(0x5D)
-            var applied: [(result: Int, id: Int64)] = []
+            var applied: [(id: Int64, result: Int)] = []
             if !succeeded.isEmpty {
-                let rows = try Row.fetchAll(
-                    db, sql: """
-                        UPDATE hb_request SET state = 'succeeded', updated_at = ?
-                        WHERE job_id = ? AND custom_id IN (SELECT value FROM json_each(?)) AND +batch_id = ?
-                          AND +state IN ('packed','submitted')
-                        RETURNING id, custom_id
-                        """,
-                    arguments: [time, b.jobID.rawValue, String(decoding: ids, as: UTF8.self), batch])
+                let update = try db.cachedStatement(sql: """
+                    UPDATE hb_request SET state = 'succeeded', updated_at = ?
+                    WHERE job_id = ? AND custom_id IN (SELECT value FROM json_each(?)) AND +batch_id = ?
+                      AND +state IN ('packed','submitted')
+                    RETURNING id, custom_id
+                    """)
                 applied.reserveCapacity(succeeded.count)
-                for row in rows {
+                // A cursor reads each returned row in place (no `Row` copy per request).
+                let rows = try Row.fetchCursor(update, arguments: [time, b.jobID.rawValue, String(decoding: ids, as: UTF8.self), batch])
+                while let row = try rows.next() {
                     let customID: String = row[1]
-                    if let i = succeeded[customID] { applied.append((i, row[0])) }
+                    if let i = succeeded[customID] { applied.append((row[0], i)) }
                 }
-                applied.sort { $0.result < $1.result }
-                let store = try db.cachedStatement(sql: Self.insertResponse)
-                let event = try db.cachedStatement(sql: "INSERT INTO hb_outcome (request_id, job_id, created_at) VALUES (?, ?, ?)")
-                let jobText = b.jobID.rawValue
-                for (i, id) in applied {
-                    guard case let .succeeded(body, usage) = results[i].outcome else { continue }
-                    try store.execute(arguments: [id, Data(body), usage?.inputTokens, usage?.outputTokens])
-                    try event.execute(arguments: [id, jobText, time])
+                // Request id order: the response index and the outcome events then grow at their ends instead of at
+                // the random places of the provider's result order.
+                applied.sort { $0.id < $1.id }
+                try Self.insertResponses(db, applied, results)
+                // All outcome events of the chunk in one statement over the ids (in id order).
+                var eventIDs: [UInt8] = [0x5B]
+                eventIDs.reserveCapacity(applied.count * 8 + 2)
+                for (n, a) in applied.enumerated() {
+                    if n > 0 { eventIDs.append(0x2C) }
+                    eventIDs.append(contentsOf: String(a.id).utf8)
                 }
+                eventIDs.append(0x5D)
+                try db.cachedStatement(sql: """
+                    INSERT INTO hb_outcome (request_id, job_id, created_at) SELECT value, ?, ? FROM json_each(?)
+                    """).execute(arguments: [b.jobID.rawValue, time, String(decoding: eventIDs, as: UTF8.self)])
             }
             summary.finished += applied.count
             summary.ignored += successes - applied.count
@@ -406,6 +416,41 @@ public struct SQLiteJobStore: JobStore {
                 if disposition.state == .pending { summary.retried += 1 } else { summary.finished += 1 }
             }
             return summary
+        }
+    }
+
+    /// Stores the responses of `applied` (request id, index of its success in `results`) with multi-row INSERTs of
+    /// ``insertGroup`` rows (one cached statement), the remainder row by row.
+    private static func insertResponses(_ db: Database, _ applied: [(id: Int64, result: Int)], _ results: [ProviderResultLine]) throws {
+        let columns = "INSERT OR REPLACE INTO hb_response (request_id, body, input_tokens, output_tokens) VALUES "
+        let group = insertGroup
+        let many = try db.cachedStatement(sql: columns + Array(repeating: "(?, ?, ?, ?)", count: group).joined(separator: ", "))
+        var values: [(any DatabaseValueConvertible)?] = []
+        values.reserveCapacity(group * 4)
+        func append(_ a: (id: Int64, result: Int)) {
+            // Every entry of `applied` indexes a success (only successes are looked up).
+            guard case let .succeeded(body, usage) = results[a.result].outcome else { preconditionFailure("not a success") }
+            values.append(a.id)
+            values.append(Data(body))
+            values.append(usage?.inputTokens)
+            values.append(usage?.outputTokens)
+        }
+        var index = 0
+        while index + group <= applied.count {
+            values.removeAll(keepingCapacity: true)
+            for a in applied[index..<(index + group)] { append(a) }
+            many.setUncheckedArguments(StatementArguments(values))
+            try many.execute()
+            index += group
+        }
+        if index < applied.count {
+            let one = try db.cachedStatement(sql: columns + "(?, ?, ?, ?)")
+            for a in applied[index...] {
+                values.removeAll(keepingCapacity: true)
+                append(a)
+                one.setUncheckedArguments(StatementArguments(values))
+                try one.execute()
+            }
         }
     }
 
