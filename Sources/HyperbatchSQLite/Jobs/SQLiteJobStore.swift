@@ -362,14 +362,23 @@ public struct SQLiteJobStore: JobStore {
             var succeeded: [String: Int] = [:]
             succeeded.reserveCapacity(results.count)
             var successes = 0
-            var ids: [UInt8] = [0x5B]
+            var customIDs: [String] = []
+            customIDs.reserveCapacity(results.count)
             for (i, result) in results.enumerated() {
                 guard case .succeeded = result.outcome else { continue }
                 successes += 1
                 if succeeded[result.customID] != nil { continue }
                 succeeded[result.customID] = i
+                customIDs.append(result.customID)
+            }
+            // Sorted, SQLite builds the IN list's index by appending and walks the (job, custom_id) index forward
+            // (in the provider's order both are random inserts and seeks).
+            customIDs.sort()
+            var ids: [UInt8] = [0x5B]
+            ids.reserveCapacity(customIDs.count * 16 + 2)
+            for customID in customIDs {
                 if ids.count > 1 { ids.append(0x2C) }
-                Self.appendJSONString(result.customID, to: &ids)
+                Self.appendJSONString(customID, to: &ids)
             }
             ids.append(0x5D)
             var applied: [(id: Int64, result: Int)] = []
@@ -580,10 +589,11 @@ public struct SQLiteJobStore: JobStore {
 
     /// Marks the job finished when every request is terminal (and it is active).
     private static func refreshJob(_ db: Database, _ job: JobID, now: Date) throws {
-        let open = try Int.fetchOne(
-            db, sql: "SELECT COUNT(*) FROM hb_request WHERE job_id = ? AND state IN ('pending','packed','submitted')",
-            arguments: [job.rawValue]) ?? 0
-        if open == 0 {
+        // EXISTS stops at the first open request (a COUNT walked every open request of a large job per batch).
+        let open = try Bool.fetchOne(
+            db, sql: "SELECT EXISTS (SELECT 1 FROM hb_request WHERE job_id = ? AND state IN ('pending','packed','submitted'))",
+            arguments: [job.rawValue]) ?? false
+        if !open {
             try db.execute(
                 sql: "UPDATE hb_job SET state = 'finished', finished_at = ? WHERE id = ? AND state = 'active'",
                 arguments: [now.timeIntervalSince1970, job.rawValue])
