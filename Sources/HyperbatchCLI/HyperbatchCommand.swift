@@ -10,6 +10,21 @@ struct HyperbatchCommand: AsyncParsableCommand {
             RunCommand.self, SubmitCommand.self, WorkerCommand.self, StatusCommand.self, ResultsCommand.self, CancelCommand.self, BenchCommand.self, EmulatorCommand.self,
         ]
     )
+
+    /// Applies ``MallocTuning``, then parses and runs the command line as `AsyncParsableCommand.main()` does.
+    static func main() async {
+        MallocTuning.apply()
+        do {
+            var command = try parseAsRoot()
+            if var command = command as? any AsyncParsableCommand {
+                try await command.run()
+            } else {
+                try command.run()
+            }
+        } catch {
+            exit(withError: error)
+        }
+    }
 }
 
 /// `hyperbatch bench …`: benchmarks that report ratios against baselines measured in the same run.

