@@ -318,7 +318,7 @@ where C.Duration == Duration {
                             group.addTask { await self.workerLoop() }
                         case .timer(let key, let instant):
                             group.addTask {
-                                do { try await self.clock.sleep(until: self.clockInstant(instant), tolerance: nil) } catch { return }
+                                do { try await self.clock.sleep(until: self.clockInstant(instant), tolerance: .zero) } catch { return }
                                 self.timerFired(key: key, at: instant)
                             }
                         }
