@@ -214,7 +214,7 @@ final class MicroBatchStorage<Base: AsyncSequence & Sendable, C: Clock>: Sendabl
     /// Starts the max-wait timer of a batch.
     private func startTimer(deadline: C.Instant, generation: UInt64) -> Task<Void, Never> {
         Task { [self] in
-            do { try await clock.sleep(until: deadline, tolerance: nil) } catch { return }
+            do { try await clock.sleep(until: deadline, tolerance: .zero) } catch { return }
             timerFired(generation: generation)
         }
     }
