@@ -117,7 +117,7 @@ struct BenchFailuresCommand: AsyncParsableCommand {
         handlerMicroseconds.add(Int(total.components.seconds * 1_000_000 + total.components.attoseconds / 1_000_000_000_000), ordering: .relaxed)
         let end = clock.now.advanced(by: total)
         if sleep {
-            try await clock.sleep(until: end, tolerance: nil)
+            try await clock.sleep(until: end, tolerance: .zero)
         } else {
             while clock.now < end {}
         }
