@@ -33,14 +33,12 @@ import Testing
         let store = dir.appendingPathComponent("store.sqlite").path
         let output = dir.appendingPathComponent("results.jsonl").path
 
-        let port = Int.random(in: 20_000..<40_000)
-        let emulator = try spawn(["emulator", "--port", "\(port)", "--rate", "10"])  // 10 s a 100-request batch: the job outlives 20 kills
+        // Port 0: the kernel picks a free port (a random one could be another test's server), read from the banner.
+        let child = try await ChildEmulator.launch(
+            executable: Self.binary, ["--rate", "10"], log: dir.appendingPathComponent("emulator.log").path)  // 10 s a 100-request batch: the job outlives 20 kills
+        let emulator = child.process
+        let port = child.port
         defer { emulator.terminate() }
-        var ready = false
-        for _ in 0..<200 where !ready {
-            if (try? await stats(port)) != nil { ready = true } else { try await Task.sleep(for: .milliseconds(50)) }
-        }
-        try #require(ready, "emulator did not start")
 
         let args = [
             "run", input, "--provider", "emulator", "--base-url", "http://127.0.0.1:\(port)/v1", "--store", store,

@@ -68,14 +68,12 @@ struct MultiWorkerTests {
         }
         let store = try url(database: database)
 
-        let port = Int.random(in: 20_000..<40_000)
-        let emulator = try spawn(["emulator", "--port", "\(port)", "--rate", "1500"])
+        // Port 0: the kernel picks a free port (a random one could be another test's server), read from the banner.
+        let child = try await ChildEmulator.launch(
+            executable: Self.binary, ["--rate", "1500"], log: dir.appendingPathComponent("emulator.log").path)
+        let emulator = child.process
+        let port = child.port
         defer { emulator.terminate() }
-        var ready = false
-        for _ in 0..<200 where !ready {
-            if (try? await stats(port)) != nil { ready = true } else { try await Task.sleep(for: .milliseconds(50)) }
-        }
-        try #require(ready, "emulator did not start")
 
         let submit = try spawn(["submit", input, "--provider", "emulator", "--store", store, "--job", "mw"], log: dir.appendingPathComponent("submit.log").path)
         try #require(await submit.waitForExit(timeout: .seconds(120)), "submit did not end")
@@ -121,7 +119,10 @@ struct MultiWorkerTests {
                 SELECT id::int8 FROM hb_batch WHERE lease_owner = 'w2' AND state IN ('building','uploading','submitted','ended')
                 """, logger: Self.logger).decode(Int.self) { heldIDs.append(id) }
             killedHeld = heldIDs.count
-            try #require(killedHeld > 0, "w2 never held a live batch with part of the job done: no midway kill")
+            let w2Log = (try? String(contentsOfFile: dir.appendingPathComponent("w2.log").path, encoding: .utf8)) ?? ""
+            try #require(
+                killedHeld > 0,
+                "w2 never held a live batch with part of the job done: no midway kill; w2's log ends: \(w2Log.suffix(2_000))")
 
             // Bounded wait for the job to finish.
             let deadline = ContinuousClock.now.advanced(by: .seconds(150))
