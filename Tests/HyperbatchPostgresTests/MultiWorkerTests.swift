@@ -80,7 +80,7 @@ struct MultiWorkerTests {
         try #require(submit.terminationStatus == 0, "submit failed: \((try? String(contentsOfFile: dir.appendingPathComponent("submit.log").path, encoding: .utf8)) ?? "")")
 
         var workers: [String: Process] = [:]
-        for name in ["w1", "w2", "w3"] {
+        func startWorker(_ name: String) throws {
             workers[name] = try spawn([
                 "worker", "--provider", "emulator", "--base-url", "http://127.0.0.1:\(port)/v1", "--store", store,
                 "--poll-initial", "0.05", "--max-batch-requests", "50", "--lease-seconds", "4", "--worker-id", name,
@@ -94,23 +94,40 @@ struct MultiWorkerTests {
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { await client.run() }
             defer { group.cancelAll() }
+            let liveHeldByW2: PostgresQuery = """
+                SELECT count(*)::int8 FROM hb_batch WHERE lease_owner = 'w2' AND state IN ('building','uploading','submitted','ended')
+                """
 
-            // Midway: once w2 holds live batches and part of the job is done, SIGKILL it.
+            // w2 starts first, so it surely holds work when the others join (under load the others could take it all).
+            try startWorker("w2")
+            let w2 = try #require(workers["w2"])
+            let firstClaim = ContinuousClock.now.advanced(by: .seconds(60))
+            while try await scalar(client, liveHeldByW2) == 0, ContinuousClock.now < firstClaim {
+                try await Task.sleep(for: .milliseconds(10))
+            }
+            try startWorker("w1")
+            try startWorker("w3")
+
+            // Midway: once part of the job is done and w2 holds live batches, freeze w2 (SIGSTOP) and look again (it
+            // may have finished them since the query); SIGKILL it if it still holds some, else let it go on.
             var killedHeld = 0
             let killDeadline = ContinuousClock.now.advanced(by: .seconds(120))
-            while ContinuousClock.now < killDeadline {
-                let held = try await scalar(client, """
-                    SELECT count(*)::int8 FROM hb_batch WHERE lease_owner = 'w2' AND state IN ('building','uploading','submitted','ended')
-                    """)
+            while killedHeld == 0 && ContinuousClock.now < killDeadline {
                 let done = try await scalar(client, "SELECT count(*)::int8 FROM hb_request WHERE state = 'succeeded'")
-                if held > 0 && done >= count / 5 {
-                    killedHeld = held
-                    break
+                if done == count { break }
+                if done >= count / 5, try await scalar(client, liveHeldByW2) > 0 {
+                    kill(w2.processIdentifier, SIGSTOP)
+                    let held = try await scalar(client, liveHeldByW2)
+                    if held > 0 {
+                        kill(w2.processIdentifier, SIGKILL)
+                        killedHeld = held
+                    } else {
+                        kill(w2.processIdentifier, SIGCONT)
+                    }
                 }
                 try await Task.sleep(for: .milliseconds(20))
             }
-            let w2 = try #require(workers["w2"])
-            kill(w2.processIdentifier, SIGKILL)
+            if killedHeld == 0 { kill(w2.processIdentifier, SIGKILL) }
             try #require(await w2.waitForExit(timeout: .seconds(30)), "w2 survived SIGKILL")
             // Look again once it is dead (between the query above and the kill, w2 may have finished some batches):
             // these are the batches the others must take over.
