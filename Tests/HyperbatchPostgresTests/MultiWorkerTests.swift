@@ -98,15 +98,9 @@ struct MultiWorkerTests {
                 SELECT count(*)::int8 FROM hb_batch WHERE lease_owner = 'w2' AND state IN ('building','uploading','submitted','ended')
                 """
 
-            // w2 starts first, so it surely holds work when the others join (under load the others could take it all).
-            try startWorker("w2")
+            // All three start together, so the claims spread over them (a worker started alone would send every batch).
+            for name in ["w2", "w1", "w3"] { try startWorker(name) }
             let w2 = try #require(workers["w2"])
-            let firstClaim = ContinuousClock.now.advanced(by: .seconds(60))
-            while try await scalar(client, liveHeldByW2) == 0, ContinuousClock.now < firstClaim {
-                try await Task.sleep(for: .milliseconds(10))
-            }
-            try startWorker("w1")
-            try startWorker("w3")
 
             // Midway: once part of the job is done and w2 holds live batches, freeze w2 (SIGSTOP) and look again (it
             // may have finished them since the query); SIGKILL it if it still holds some, else let it go on.
