@@ -14,7 +14,7 @@ import Testing
           .timeLimit(.minutes(1)))
     func anthropicWithFaults() async throws {
         var configuration = H.emulatorConfiguration()
-        configuration.requestsPerSecond = 10  // a 40-request batch expires after 2 s: time to cancel one first, even on a loaded machine
+        configuration.requestsPerSecond = 5  // a 40-request batch expires after 4 s: time to cancel one first, even on a loaded machine
         var faults = EmulatorFaults()
         faults.requestErrorRate = 0.1
         faults.http429Rate = 0.1
