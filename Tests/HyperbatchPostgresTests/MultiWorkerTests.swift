@@ -141,12 +141,18 @@ struct MultiWorkerTests {
                 killedHeld > 0,
                 "w2 never held a live batch with part of the job done: no midway kill; done/held looks: \(trace.suffix(40)); w2's log ends: \(w2Log.suffix(1_000))")
 
-            // Bounded wait for the job to finish.
+            // Bounded wait for the job to finish and every batch of it to be closed. The job turns `finished` as soon
+            // as every request is terminal, which can come before the killed worker's last batch is closed: w2 may
+            // have applied all its results and died before marking that batch reconciled, and another worker does
+            // that only once w2's lease has expired.
             let deadline = ContinuousClock.now.advanced(by: .seconds(150))
             var finished = false
             while !finished {
                 let state = try await scalar(client, "SELECT count(*)::int8 FROM hb_job WHERE id = 'mw' AND state = 'finished'")
-                finished = state == 1
+                let liveInJob = try await scalar(client, """
+                    SELECT count(*)::int8 FROM hb_batch WHERE job_id = 'mw' AND state IN ('building','uploading','submitted','ended')
+                    """)
+                finished = state == 1 && liveInJob == 0
                 if finished { break }
                 if ContinuousClock.now >= deadline {
                     let open = try await scalar(client, "SELECT count(*)::int8 FROM hb_request WHERE state IN ('pending','packed','submitted')")
