@@ -108,8 +108,20 @@ extension Emulator where C == ContinuousClock {
         configuration: EmulatorConfiguration = .init(), logger: Logger = Logger(label: "hyperbatch.emulator"),
         serverLogLevel: Logger.Level = .warning, _ body: (EmulatorEndpoint) async throws -> T
     ) async throws -> T {
+        try await withEmulator(
+            configuration: configuration, clock: ContinuousClock(), logger: logger, serverLogLevel: serverLogLevel, body)
+    }
+}
+
+extension Emulator {
+    /// Like the `ContinuousClock` form, with emulated time read from `clock` (a test can stop it to hold every
+    /// batch in its current phase).
+    public static func withEmulator<T>(
+        configuration: EmulatorConfiguration = .init(), clock: C, logger: Logger = Logger(label: "hyperbatch.emulator"),
+        serverLogLevel: Logger.Level = .warning, _ body: (EmulatorEndpoint) async throws -> T
+    ) async throws -> T {
         let emulator = try Emulator(
-            configuration: configuration, clock: ContinuousClock(), logger: logger, serverLogLevel: serverLogLevel)
+            configuration: configuration, clock: clock, logger: logger, serverLogLevel: serverLogLevel)
         var groupConfiguration = ServiceGroupConfiguration(services: [emulator], logger: logger)
         // Graceful shutdown lets answers in flight finish; a client that holds a request longer gets cancelled.
         groupConfiguration.maximumGracefulShutdownDuration = .seconds(2)

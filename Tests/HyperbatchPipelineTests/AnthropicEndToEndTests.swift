@@ -3,6 +3,7 @@ import HyperbatchEmulator
 import HyperbatchJobs
 import HyperbatchProviders
 import HyperbatchSQLite
+import HyperbatchTestKit
 import Synchronization
 import Testing
 
@@ -14,7 +15,7 @@ import Testing
           .timeLimit(.minutes(1)))
     func anthropicWithFaults() async throws {
         var configuration = H.emulatorConfiguration()
-        configuration.requestsPerSecond = 5  // a 40-request batch expires after 4 s: time to cancel one first, even on a loaded machine
+        configuration.requestsPerSecond = 5  // a 40-request batch expires after 4 s (half its work)
         var faults = EmulatorFaults()
         faults.requestErrorRate = 0.1
         faults.http429Rate = 0.1
@@ -23,7 +24,10 @@ import Testing
         var laterFaults = faults  // only the first wave expires; the error lines and 429s stay
         laterFaults.expireAfterFraction = nil
         let rest = laterFaults
-        try await Emulator.withEmulator(configuration: configuration) { endpoint in
+        // Emulated time stands still until the first batch is created and cancelled (however late the callback comes
+        // on a loaded machine): it jumps 1 s into the work, the cancel lands there, before the batch could expire.
+        let clock = PausableClock(paused: true)
+        try await Emulator.withEmulator(configuration: configuration, clock: clock) { endpoint in
             let store = try SQLiteJobStore(path: H.tempStorePath())
             let job = JobID("anthropic-e2e")
             let count = 240
@@ -35,6 +39,8 @@ import Testing
                 switch phase {
                 case .submitted where submitted.increment() == 1:
                     // Cancel the first batch at the provider right after its create.
+                    defer { clock.resume() }
+                    clock.advance(by: .seconds(1))
                     let id = try #require(try await store.batch(batch)?.providerBatchID)
                     _ = try await provider.cancelBatch(id: id)
                     cancelledID.withLock { $0 = id }

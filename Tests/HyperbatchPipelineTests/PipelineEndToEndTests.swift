@@ -3,6 +3,7 @@ import HyperbatchEmulator
 import HyperbatchJobs
 import HyperbatchProviders
 import HyperbatchSQLite
+import HyperbatchTestKit
 import Synchronization
 import Testing
 
@@ -79,8 +80,12 @@ import Testing
     @Test("a batch cancelled at the provider: its requests are retried and finish", .timeLimit(.minutes(1)))
     func cancelledBatchIsRetried() async throws {
         var configuration = H.emulatorConfiguration()
-        configuration.requestsPerSecond = 20  // the 100-request batch runs 5 s: the cancel lands first even on a loaded machine
-        try await Emulator.withEmulator(configuration: configuration) { endpoint in
+        configuration.requestsPerSecond = 50
+        // Emulated time stands still until the batch is created and cancelled (however late the callback comes on a
+        // loaded machine): then it jumps to 0.5 s into the work (about 25 requests done) and the cancel lands there.
+        let clock = PausableClock(paused: true)
+        let jump = Duration.seconds(configuration.validationSeconds + 0.5)
+        try await Emulator.withEmulator(configuration: configuration, clock: clock) { endpoint in
             let store = try SQLiteJobStore(path: H.tempStorePath())
             let job = JobID("e2e-cancel")
             try await H.makeJob(store: store, job: job, count: 100, maxAttempts: 3)
@@ -88,6 +93,8 @@ import Testing
             let cancelled = SharedCounter()
             let counts = try await H.runner(store: store, provider: provider, onPhase: { phase, batch in
                 guard phase == .submitted, cancelled.increment() == 1 else { return }
+                defer { clock.resume() }
+                clock.advance(by: jump)
                 if let id = try await store.batch(batch)?.providerBatchID { _ = try await provider.cancelBatch(id: id) }
             }).runUntilDone(job: job)
             #expect(cancelled.current >= 1)
