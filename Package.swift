@@ -74,7 +74,10 @@ let package = Package(
         ),
         .target(
             name: "HyperbatchTestKit",
-            dependencies: ["HyperbatchJobs"],
+            dependencies: [
+                "HyperbatchJobs", "HyperbatchEmulator",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            ],
             swiftSettings: strict
         ),
         .target(

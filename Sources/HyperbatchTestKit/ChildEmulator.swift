@@ -1,4 +1,6 @@
+import AsyncHTTPClient
 import Foundation
+import HyperbatchEmulator
 
 /// A `hyperbatch emulator` child process of a test, listening on a port the kernel picked.
 public struct ChildEmulator: Sendable {
@@ -46,4 +48,17 @@ public struct ChildEmulatorError: Error, CustomStringConvertible {
     public var message: String
     /// The message.
     public var description: String { message }
+}
+
+extension ChildEmulator {
+    /// What the emulator has seen so far (`GET /_emulator/stats`): its batches, their metadata and request counts,
+    /// duplicate submissions.
+    public func stats() async throws -> EmulatorStats {
+        let response = try await HTTPClient.shared.get(url: "http://127.0.0.1:\(port)/_emulator/stats").get()
+        guard response.status == .ok else {
+            throw ChildEmulatorError(message: "GET /_emulator/stats answered \(response.status)")
+        }
+        let body = response.body.map { Data($0.readableBytesView) } ?? Data()
+        return try JSONDecoder().decode(EmulatorStats.self, from: body)
+    }
 }

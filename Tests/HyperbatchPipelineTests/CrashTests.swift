@@ -16,11 +16,6 @@ import Testing
 
     func spawn(_ arguments: [String]) throws -> Process { try Process.launch(Self.binary, arguments) }
 
-    func stats(_ port: Int) async throws -> EmulatorStats {
-        let response = try await HTTPClient.shared.get(url: "http://127.0.0.1:\(port)/_emulator/stats").get()
-        let body = response.body.map { Data($0.readableBytesView) } ?? Data()
-        return try JSONDecoder().decode(EmulatorStats.self, from: body)
-    }
 
     @Test("SIGKILL at random moments ≥ 20 times, restart: exactly one result per custom_id, no batch created twice",
           .enabled(if: CrashTests.binaryExists), .timeLimit(.minutes(5)))
@@ -81,7 +76,7 @@ import Testing
         #expect(seen.count == count)
         #expect(seen.values.allSatisfy { $0 == 1 })
         #expect(succeeded == count)
-        let s = try await stats(port)
+        let s = try await child.stats()
         #expect(s.duplicateSubmissions == 0)
         #expect(s.batches.count >= count / 100)  // at least one provider batch per 100 requests was created
     }

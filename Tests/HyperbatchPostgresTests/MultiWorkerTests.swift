@@ -22,11 +22,6 @@ struct MultiWorkerTests {
 
     func spawn(_ arguments: [String], log: String? = nil) throws -> Process { try Process.launch(Self.binary, arguments, log: log) }
 
-    func stats(_ port: Int) async throws -> EmulatorStats {
-        let response = try await HTTPClient.shared.get(url: "http://127.0.0.1:\(port)/_emulator/stats").get()
-        let body = response.body.map { Data($0.readableBytesView) } ?? Data()
-        return try JSONDecoder().decode(EmulatorStats.self, from: body)
-    }
 
     /// The test server URL with its database replaced by `database`.
     func url(database: String) throws -> String {
@@ -214,7 +209,7 @@ struct MultiWorkerTests {
         #expect(seen.values.allSatisfy { $0 == 1 })
 
         // The provider side: no batch created twice, no tag created twice, every request sent exactly once.
-        let s = try await stats(port)
+        let s = try await child.stats()
         #expect(s.duplicateSubmissions == 0)
         let tags = s.batches.compactMap { $0.metadata["hyperbatch_tag"] }
         #expect(Set(tags).count == tags.count)

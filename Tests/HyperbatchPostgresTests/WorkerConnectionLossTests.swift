@@ -1,6 +1,7 @@
 import Foundation
 import HyperbatchJobs
 import HyperbatchPostgres
+import HyperbatchTestKit
 import Logging
 import PostgresNIO
 import Testing
@@ -77,14 +78,11 @@ struct WorkerConnectionLossTests {
         }
         let store = try h.url(database: database)
 
-        let port = Int.random(in: 20_000..<40_000)
-        let emulator = try h.spawn(["emulator", "--port", "\(port)", "--rate", "250"])
-        defer { emulator.terminate() }
-        var ready = false
-        for _ in 0..<200 where !ready {
-            if (try? await h.stats(port)) != nil { ready = true } else { try await Task.sleep(for: .milliseconds(50)) }
-        }
-        try #require(ready, "emulator did not start")
+        // Port 0: the kernel picks a free port, read from the banner.
+        let child = try await ChildEmulator.launch(
+            executable: MultiWorkerTests.binary, ["--rate", "250"], log: dir.appendingPathComponent("emulator.log").path)
+        let port = child.port
+        defer { child.process.terminate() }
 
         let submitLog = dir.appendingPathComponent("submit.log").path
         let submit = try h.spawn(["submit", input, "--provider", "emulator", "--store", store, "--job", "cl"], log: submitLog)
@@ -137,7 +135,7 @@ struct WorkerConnectionLossTests {
             print("connection loss: \(terminated) backends terminated in \(rounds) rounds (\(terminatedMidway) midway); worker retried \(retries) pass(es)")
         }
 
-        let s = try await h.stats(port)
+        let s = try await child.stats()
         #expect(s.duplicateSubmissions == 0)
         #expect(s.batches.map(\.requestCount).reduce(0, +) == count)
         #expect(worker.isRunning, "the worker should still be running")
