@@ -10,6 +10,13 @@ enum PostgresTestEnvironment {
         return (value?.isEmpty ?? true) ? nil : value
     }()
 
+    /// The CA certificate of the test server's TLS (`HYPERBATCH_POSTGRES_CA`, set by `scripts/with-postgres.sh` when
+    /// openssl is installed), or nil.
+    static let caPath: String? = {
+        let value = ProcessInfo.processInfo.environment["HYPERBATCH_POSTGRES_CA"]
+        return (value?.isEmpty ?? true) ? nil : value
+    }()
+
     /// True when running in CI, where the PostgreSQL tests must never be skipped.
     static let isCI: Bool = ProcessInfo.processInfo.environment["CI"] == "true"
 

@@ -5,38 +5,42 @@ import HyperbatchSQLite
 import Logging
 import PostgresNIO
 
-/// Where a job command keeps its jobs, chosen by the `--store` value: `postgres://user[:password]@host[:port]/db`
-/// (or `postgresql://`) for the shared PostgreSQL store, anything else a SQLite file path.
+/// Where a job command keeps its jobs, chosen by the `--store` value: a `postgres://user[:password]@host[:port]/db`
+/// URL (or `postgresql://`, with libpq's `sslmode` / `sslrootcert` and `PGPASSWORD` / `PGSSLMODE` / `PGSSLROOTCERT`;
+/// see ``PostgresStoreURL``) for the shared PostgreSQL store, anything else a SQLite file path.
 enum StoreLocation {
     case sqlite(path: String)
-    case postgres(PostgresClient.Configuration)
+    case postgres(PostgresStoreURL)
 
-    /// Parses `--store`. Only `sslmode=disable` (the default) is supported for PostgreSQL for now.
+    /// Parses `--store`.
     init(_ value: String) throws {
-        guard value.hasPrefix("postgres://") || value.hasPrefix("postgresql://") else {
+        guard PostgresStoreURL.isPostgresURL(value) else {
             self = .sqlite(path: value)
             return
         }
-        guard let url = URLComponents(string: value), let host = url.host, !host.isEmpty else {
-            throw ValidationFailure("--store: not a PostgreSQL URL: \(Self.redacted(value))")
+        do {
+            self = .postgres(try PostgresStoreURL(value))
+        } catch {
+            throw ValidationFailure("--store: \(error)")
         }
-        let sslmode = url.queryItems?.first { $0.name == "sslmode" }?.value ?? "disable"
-        guard sslmode == "disable" || sslmode == "prefer" || sslmode == "allow" else {
-            throw ValidationFailure("--store: sslmode=\(sslmode) is not supported yet (use sslmode=disable)")
-        }
-        let database = url.path.hasPrefix("/") ? String(url.path.dropFirst()) : url.path
-        var configuration = PostgresClient.Configuration(
-            host: host, port: url.port ?? 5432, username: url.user ?? "postgres", password: url.password,
-            database: database.isEmpty ? nil : database, tls: .disable)
-        configuration.options.minimumConnections = 0
-        self = .postgres(configuration)
     }
 
     /// `value` with any password replaced by `***` (for messages and logs).
-    static func redacted(_ value: String) -> String {
-        guard var url = URLComponents(string: value), url.password != nil else { return value }
-        url.password = "***"
-        return url.string ?? "postgres://***"
+    static func redacted(_ value: String) -> String { PostgresStoreURL.redacted(value) }
+}
+
+extension PostgresStoreURL {
+    /// A client for this server (no minimum of idle connections), after one test connection succeeded, so a bad
+    /// certificate, host name or login fails at once with its reason rather than after the pool's retries.
+    func checkedClient(logger: Logger) async throws -> PostgresClient {
+        do {
+            try await checkConnection(logger: logger)
+        } catch {
+            throw ValidationFailure("--store: \(error)")
+        }
+        var configuration = clientConfiguration
+        configuration.options.minimumConnections = 0
+        return PostgresClient(configuration: configuration, backgroundLogger: logger)
     }
 }
 
@@ -50,8 +54,8 @@ extension JobCLI {
         switch try StoreLocation(value) {
         case .sqlite(let path):
             return try SQLiteJobStore(path: path)
-        case .postgres(let configuration):
-            let client = PostgresClient(configuration: configuration, backgroundLogger: logger)
+        case .postgres(let url):
+            let client = try await url.checkedClient(logger: logger)
             // One-shot commands have no ServiceGroup; the process exits when the command returns.
             Task.detached { await client.run() }
             let store = PostgresJobStore(client: client, logger: logger)

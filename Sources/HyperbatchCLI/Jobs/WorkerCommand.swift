@@ -74,8 +74,8 @@ struct WorkerCommand: AsyncParsableCommand {
                         services: [RunnerService(runner: runner)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
                     try await group.run()
                 }
-            case .postgres(let configuration):
-                let client = PostgresClient(configuration: configuration, backgroundLogger: logger)
+            case .postgres(let url):
+                let client = try await url.checkedClient(logger: logger)
                 let lease = Duration.milliseconds(Int64(leaseSeconds * 1000))
                 let store = PostgresJobStore(
                     client: client, configuration: .init(workerID: workerID, leaseDuration: lease), logger: logger)
