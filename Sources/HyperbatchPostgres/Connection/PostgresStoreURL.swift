@@ -49,8 +49,9 @@ public struct PostgresStoreURL: Sendable {
         self.database = database.isEmpty ? nil : database
         self.tls = try PostgresTLSChoice(
             sslmode: parameter("sslmode"), sslrootcert: parameter("sslrootcert"), environment: environment)
-        if tls.verification != nil, tls.verification != PostgresTLSChoice.Verification.none,
-            case .file(let path) = tls.rootCertificate, !fileExists(path)
+        // Only a file the connection will read must exist (prefer and disable never read it, as in libpq).
+        if let verification = tls.verification, verification != .none, case .file(let path) = tls.rootCertificate,
+            !fileExists(path)
         {
             let source = (parameter("sslrootcert") ?? "").isEmpty ? "PGSSLROOTCERT" : "sslrootcert"
             throw PostgresStoreURLError("\(source)=\(path): no such root certificate file")
