@@ -17,7 +17,7 @@ struct RunCommand: AsyncParsableCommand {
     @Option(help: "openai | anthropic | emulator (an in-process emulator, driven through the OpenAI or Anthropic client by the file's format).")
     var provider: String
     @Option(help: "Provider base URL (e.g. a running `hyperbatch emulator`).") var baseURL: String?
-    @Option(help: "Store: a SQLite file path, or postgres://user@host:port/db.") var store: String = JobCLI.defaultStore
+    @Option(help: "Store: a SQLite file path, or postgres://user@host:port/db[?sslmode=…&sslrootcert=PATH] (libpq meanings; PGPASSWORD, PGSSLMODE, PGSSLROOTCERT).") var store: String = JobCLI.defaultStore
     @Option(help: "Results file (JSONL, one line per custom_id). Default: FILE.results.jsonl") var output: String?
     @Option(help: "Job id (default: derived from the file path, so a rerun resumes).") var job: String?
     @Option(help: "Attempts per request for expired/cancelled/retryable outcomes.") var maxAttempts: Int = 3

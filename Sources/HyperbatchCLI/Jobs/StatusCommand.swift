@@ -14,7 +14,7 @@ struct StatusCommand: AsyncParsableCommand {
             """)
 
     @Argument(help: "Job id (all jobs when omitted).") var job: String?
-    @Option(help: "Store: a SQLite file path, or postgres://user@host:port/db.") var store: String = JobCLI.defaultStore
+    @Option(help: "Store: a SQLite file path, or postgres://user@host:port/db[?sslmode=…&sslrootcert=PATH] (libpq meanings; PGPASSWORD, PGSSLMODE, PGSSLROOTCERT).") var store: String = JobCLI.defaultStore
     @Flag(help: "Print JSON.") var json = false
 
     struct JobStatus: Encodable {
@@ -71,7 +71,7 @@ struct ResultsCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "results", abstract: "Write a job's results, one JSON line per custom_id.")
 
     @Argument(help: "Job id.") var job: String
-    @Option(help: "Store: a SQLite file path, or postgres://user@host:port/db.") var store: String = JobCLI.defaultStore
+    @Option(help: "Store: a SQLite file path, or postgres://user@host:port/db[?sslmode=…&sslrootcert=PATH] (libpq meanings; PGPASSWORD, PGSSLMODE, PGSSLROOTCERT).") var store: String = JobCLI.defaultStore
     @Option(help: "Output file.") var output: String
 
     func run() async throws {
@@ -87,7 +87,7 @@ struct CancelCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "cancel", abstract: "Cancel a job and its live provider batches.")
 
     @Argument(help: "Job id.") var job: String
-    @Option(help: "Store: a SQLite file path, or postgres://user@host:port/db.") var store: String = JobCLI.defaultStore
+    @Option(help: "Store: a SQLite file path, or postgres://user@host:port/db[?sslmode=…&sslrootcert=PATH] (libpq meanings; PGPASSWORD, PGSSLMODE, PGSSLROOTCERT).") var store: String = JobCLI.defaultStore
     @Option(help: "openai | anthropic | emulator (with --base-url).") var provider: String
     @Option(help: "Provider base URL.") var baseURL: String?
 

@@ -13,7 +13,7 @@ struct SubmitCommand: AsyncParsableCommand {
 
     @Argument(help: "JSONL input file.") var file: String
     @Option(help: "openai | anthropic | emulator.") var provider: String
-    @Option(help: "Store: a SQLite file path, or postgres://user@host:port/db.") var store: String = JobCLI.defaultStore
+    @Option(help: "Store: a SQLite file path, or postgres://user@host:port/db[?sslmode=…&sslrootcert=PATH] (libpq meanings; PGPASSWORD, PGSSLMODE, PGSSLROOTCERT).") var store: String = JobCLI.defaultStore
     @Option(help: "Job id (default: derived from the file path).") var job: String?
     @Option(help: "Attempts per request.") var maxAttempts: Int = 3
     @Flag(help: "Reject the whole file when any line is bad.") var strict = false
@@ -43,7 +43,7 @@ struct WorkerCommand: AsyncParsableCommand {
 
     @Option(help: "openai | anthropic | emulator (with --base-url, or in-process).") var provider: String
     @Option(help: "Provider base URL.") var baseURL: String?
-    @Option(help: "Store: a SQLite file path, or postgres://user@host:port/db.") var store: String = JobCLI.defaultStore
+    @Option(help: "Store: a SQLite file path, or postgres://user@host:port/db[?sslmode=…&sslrootcert=PATH] (libpq meanings; PGPASSWORD, PGSSLMODE, PGSSLROOTCERT).") var store: String = JobCLI.defaultStore
     @Option(help: "Seconds before the first poll of a batch; later polls back off up to 5 min (default 5; 0.2 with the emulator).")
     var pollInitial: Double?
     @Option(help: "Most requests per provider batch (default: the provider's limit).") var maxBatchRequests: Int?
