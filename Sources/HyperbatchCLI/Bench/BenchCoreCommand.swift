@@ -16,12 +16,32 @@ struct BenchCoreCommand: AsyncParsableCommand {
     @Option(help: "Batch size.") var batchSize: Int = 256
     @Option(help: "Lone-item latency samples per max wait.") var latencySamples: Int = 200
     @Flag(help: "Print one JSON object.") var json = false
+    @Option(help: "Cases to run, comma separated (for profiling one case; ratios need all three).")
+    var cases: String = "floor,batcher,chunks"
 
     func run() async throws {
         let counts = submitters.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
         var batcherFigures: [ThroughputFigures] = []
         var floorFigures: [ThroughputFigures] = []
         var chunksFigures: [ThroughputFigures] = []
+        let selected = Set(cases.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) })
+        if selected != ["floor", "batcher", "chunks"] {
+            // Profiling one case: no ratios, no latency.
+            for n in counts {
+                let total = n == 1 ? min(items, 500_000) : items
+                if selected.contains("floor") {
+                    print(Self.line(try await Self.floor(submitters: n, items: total, batchSize: batchSize)))
+                }
+                if selected.contains("batcher") {
+                    print(Self.line(try await Self.batcher(submitters: n, items: total, batchSize: batchSize)))
+                }
+                if selected.contains("chunks") {
+                    print(Self.line(
+                        try await Self.chunks(submitters: n, items: min(total, 1_000_000), batchSize: batchSize)))
+                }
+            }
+            return
+        }
         for n in counts {
             let total = n == 1 ? min(items, 500_000) : items
             floorFigures.append(try await Self.floor(submitters: n, items: total, batchSize: batchSize))
