@@ -185,6 +185,35 @@ func eventually(_ condition: () -> Bool) async {
         #expect(log.all.map(\.1) == [[2]])
     }
 
+    @Test func cancelledBeforeSubmittingFailsAtOnceAndIsNeverSent() async throws {
+        #if os(Linux)
+        // The submit path under test registers its handler through the runtime's entry points, not the fallback.
+        #expect(TaskCancellationRecords.runtime != nil)
+        #endif
+        let log = BatchLog<String, Int>()
+        try await TestBatcher.withBatcher(
+            configuration: Self.config(size: 1), clock: ManualClock(),
+            allOrNothing: { key, inputs in
+                log.record(key, inputs)
+                return inputs
+            }
+        ) { batcher in
+            let started = Gate()
+            let doomed = Task {
+                await started.wait()  // opened after the cancel below: the task is cancelled before it submits
+                return try await batcher.submit(1, key: "k")
+            }
+            doomed.cancel()
+            started.open()
+            await #expect(throws: CancellationError.self) { try await doomed.value }
+            #expect(batcher.pendingCount(for: "k") == 0)
+            // The record of the cancelled submit is gone: a later submit of the same task kind runs normally.
+            let value = try await batcher.submit(2, key: "k")
+            #expect(value == 2)
+        }
+        #expect(log.all.map(\.1) == [[2]])
+    }
+
     @Test func cancelledWhileRunningReturnsAtOnce() async throws {
         let gate = Gate()
         try await TestBatcher.withBatcher(

@@ -220,7 +220,9 @@ import DequeModule
     }
 
     /// Whether `item` only joins the pending items of the hot key `key` under a reserved eager slot, with room
-    /// left and nothing else due: no deadline (own or pending), nothing suspended, no drain, the batch not full.
+    /// left and nothing else due: no deadline (own or pending), nothing suspended, no drain, and either the batch not
+    /// full or no other slot of the key to send a full one on (`schedule` would stop at the slot limit), as with
+    /// thousands of callers.
     @inlinable func joinsReservedEagerBatch(key: Key, item: borrowing Item) -> Bool {
         guard item.deadline == nil, configuration.flushPolicy == .eager, let hot = hotKey, hot == key else {
             return false
@@ -229,7 +231,8 @@ import DequeModule
         let count = hotQueue.pending.count
         let pendingWeight = hotQueue.pendingWeight
         guard hotQueue.claims > 0, hotQueue.draining == nil, hotQueue.blocked.isEmpty,
-            hotQueue.earliestDeadline == nil, count + 1 < hotQueue.batchSizeLimit,
+            hotQueue.earliestDeadline == nil,
+            count + 1 < hotQueue.batchSizeLimit || hotQueue.busySlots >= configuration.maxConcurrentBatches,
             count < configuration.maxPendingItems, totalPending < configuration.maxTotalPendingItems
         else { return false }
         if let max = configuration.maxBatchWeight, pendingWeight + weight >= max { return false }
