@@ -180,6 +180,26 @@ import Testing
         #expect(late?.inputs == [10, 11, 12, 13])
     }
 
+    @Test func aFullReservedBatchKeepsCollectingWhenTheKeyHasNoOtherSlot() {
+        var h = Harness(Self.config(size: 2, policy: .eager, concurrent: 1))
+        #expect(h.submit(1, at: Self.t(0)).1.claims == ["k"])
+        for i in 2...5 {
+            let (_, a) = h.submit(i, at: Self.t(0))
+            #expect(a.isEmpty, "item \(i): the batch is full but the key's only slot is reserved: it waits in the queue")
+        }
+        #expect(h.machine.pendingCount(key: "k") == 5)
+        let (first, _) = h.machine.claim(key: "k", now: Self.t(0))
+        #expect(first?.inputs == [1, 2], "the reserved slot takes one batch of the size limit")
+        #expect(h.machine.pendingCount(key: "k") == 3)
+        let (waiters, next) = h.machine.batchFinished(key: "k", batchID: first!.id, now: Self.t(1))
+        #expect(waiters == [1, 2])
+        #expect(next.claims == ["k"] || next.dispatch.map(\.inputs) == [[3, 4]], "the freed slot takes the next batch")
+        var sent: [[Int]] = next.dispatch.map(\.inputs)
+        if next.claims == ["k"], let b = h.machine.claim(key: "k", now: Self.t(1)).0 { sent.append(b.inputs) }
+        #expect(sent == [[3, 4]])
+        #expect(h.machine.pendingCount(key: "k") == 1)
+    }
+
     @Test func adaptiveLimitAppliesToTheKeysFirstBatch() {
         var c = Self.config(size: 256, wait: .seconds(1))
         c.adaptiveBatchSize = AdaptiveBatchSizeConfiguration(maxBatchSize: 64, initialBatchSize: 2)

@@ -192,35 +192,14 @@ where C.Duration == Duration {
     func submit(_ input: Input, key: Key, machineDeadline deadline: BatcherInstant?) async throws -> Output {
         let weight = weigh?(input) ?? 1
         let id = nextItemID.wrappingAdd(1, ordering: .relaxed).newValue
-        if let runtime = TaskCancellationRecords.runtime {
-            return try await suspend(input, key: key, weight: weight, deadline: deadline, id: id, runtime: runtime) {
-                self.cancel(key: key, id: id)
-            }
-        }
+        // The closures capture little and call a synchronous method: every async frame of a submit comes from the
+        // task's stack allocator, and small frames keep a submit within its first slab.
         return try await withTaskCancellationHandler {
             try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<Output, any Error>) in
                 enqueue(input, key: key, weight: weight, deadline: deadline, id: id, continuation: continuation)
             }
         } onCancel: {
             cancel(key: key, id: id)
-        }
-    }
-
-    /// Registers `onCancel` with the current task, suspends the caller until its item is answered, and unregisters.
-    ///
-    /// What `withTaskCancellationHandler` does, through the same runtime entry points (``TaskCancellationRecords``),
-    /// without its generic `operation` closure: one async frame per submit instead of three (each a task-allocator
-    /// push and pop), about a sixth of a submit's cost with 64 callers. `onCancel` is a parameter so its context
-    /// outlives the registration; the record is task-allocated after this frame and removed before it returns (the
-    /// allocator's stack order).
-    @inlinable func suspend(
-        _ input: Input, key: Key, weight: Int, deadline: BatcherInstant?, id: UInt64, runtime: TaskCancellationRecords,
-        onCancel: @Sendable () -> Void
-    ) async throws -> Output {
-        let record = runtime.add(onCancel)  // runs onCancel at once if the task is already cancelled
-        defer { runtime.remove(record) }
-        return try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<Output, any Error>) in
-            enqueue(input, key: key, weight: weight, deadline: deadline, id: id, continuation: continuation)
         }
     }
 
@@ -715,4 +694,3 @@ where C.Duration == Duration {
         return true
     }
 }
-
