@@ -42,6 +42,7 @@ struct WorkerConnectionLossTests {
                 #expect(PostgresStoreErrors.classify(error) == .transient, "\(String(reflecting: error))")
             }
             #expect(PostgresStoreErrors.classify(PostgresJobStoreError(.leaseLost, "w")) == .permanent)
+            #expect(PostgresStoreErrors.classify(PostgresJobStoreError(.connectionClosed, "c")) == .transient)
             #expect(PostgresStoreErrors.classify(JobStoreError(.unknownJob, "j")) == .permanent)
             #expect(PostgresStoreErrors.classify(CancellationError()) == .permanent)
         }
