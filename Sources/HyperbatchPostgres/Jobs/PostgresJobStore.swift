@@ -72,7 +72,7 @@ public struct PostgresJobStore: JobStore {
 
     public func createJob(_ job: NewJob, at now: Date) async throws -> JobRecord {
         try await transaction { c in
-            try await c.query("""
+            try await c.guardedQuery("""
                 INSERT INTO hb_job (id, provider, tenant, max_attempts, label, state, created_at)
                 VALUES (\(job.id.rawValue), \(job.provider.rawValue), \(job.tenant), \(job.maxAttempts), \(job.label), 'active', \(now))
                 ON CONFLICT (id) DO NOTHING
@@ -86,24 +86,26 @@ public struct PostgresJobStore: JobStore {
     }
 
     public func listJobs() async throws -> [JobRecord] {
-        try await Self.rows(client.query("SELECT * FROM hb_job ORDER BY created_at, id", logger: logger)).map(Self.jobRecord)
+        try await client.withConnection { c in
+            try await Self.rows(c.guardedQuery("SELECT * FROM hb_job ORDER BY created_at, id", logger: logger)).map(Self.jobRecord)
+        }
     }
 
     public func cancelJob(_ id: JobID, at now: Date) async throws -> [ProviderBatchRecord] {
         try await transaction { c in
             guard try await Self.lockJob(c, id, logger: logger) != nil else { throw JobStoreError(.unknownJob, id.rawValue) }
             try await Self.lockOutcomes(c, logger: logger)
-            try await c.query("""
+            try await c.guardedQuery("""
                 WITH canceled AS (
                     UPDATE hb_request SET state = 'canceled', updated_at = \(now)
                     WHERE job_id = \(id.rawValue) AND state = 'pending' RETURNING id)
                 INSERT INTO hb_outcome (request_id, job_id, created_at)
                 SELECT id, \(id.rawValue), \(now) FROM canceled ORDER BY id
                 """, logger: logger)
-            try await c.query(
+            try await c.guardedQuery(
                 "UPDATE hb_job SET state = 'canceled', finished_at = COALESCE(finished_at, \(now)) WHERE id = \(id.rawValue)",
                 logger: logger)
-            return try await Self.rows(c.query("""
+            return try await Self.rows(c.guardedQuery("""
                 SELECT * FROM hb_batch WHERE job_id = \(id.rawValue) AND state IN ('building','uploading','submitted','ended') ORDER BY id
                 """, logger: logger)).map(Self.batchRecord)
         }
@@ -130,7 +132,7 @@ public struct PostgresJobStore: JobStore {
                 let sizes = chunk.map(\.encodedSize)
                 let hasRef = chunk.map { $0.appReference != nil }
                 let refs = chunk.map { $0.appReference ?? "" }
-                let rows = try await c.query("""
+                let rows = try await c.guardedQuery("""
                     WITH ins AS (
                         INSERT INTO hb_request (job_id, custom_id, provider, endpoint, model, tenant, body, encoded_size,
                             app_reference, state, attempts, updated_at)
@@ -147,125 +149,143 @@ public struct PostgresJobStore: JobStore {
                 for try await n in rows.decode(Int.self) { inserted += n }
             }
             if inserted > 0, record.state == .finished {
-                try await c.query("UPDATE hb_job SET state = 'active', finished_at = NULL WHERE id = \(job.rawValue)", logger: logger)
+                try await c.guardedQuery("UPDATE hb_job SET state = 'active', finished_at = NULL WHERE id = \(job.rawValue)", logger: logger)
             }
             return InsertSummary(inserted: inserted, duplicates: requests.count - inserted)
         }
     }
 
     public func requestCounts(job: JobID) async throws -> RequestStateCounts {
-        var counts = RequestStateCounts()
-        let rows = try await client.query("SELECT state, count(*)::int8 FROM hb_request WHERE job_id = \(job.rawValue) GROUP BY state", logger: logger)
-        for try await (state, n) in rows.decode((String, Int).self) {
-            if let s = RequestState(rawValue: state) { counts.byState[s] = n }
+        try await client.withConnection { c in
+            var counts = RequestStateCounts()
+            let rows = try await c.guardedQuery("SELECT state, count(*)::int8 FROM hb_request WHERE job_id = \(job.rawValue) GROUP BY state", logger: logger)
+            for try await (state, n) in rows.decode((String, Int).self) {
+                if let s = RequestState(rawValue: state) { counts.byState[s] = n }
+            }
+            return counts
         }
-        return counts
     }
 
     public func request(job: JobID, customID: String) async throws -> RequestRecord? {
-        try await Self.rows(client.query("""
-            SELECT r.*, s.body AS response, s.input_tokens, s.output_tokens
-            FROM hb_request r LEFT JOIN hb_response s ON s.request_id = r.id
-            WHERE r.job_id = \(job.rawValue) AND r.custom_id = \(customID)
-            """, logger: logger)).first.map(Self.requestRecord)
+        try await client.withConnection { c in
+            try await Self.rows(c.guardedQuery("""
+                SELECT r.*, s.body AS response, s.input_tokens, s.output_tokens
+                FROM hb_request r LEFT JOIN hb_response s ON s.request_id = r.id
+                WHERE r.job_id = \(job.rawValue) AND r.custom_id = \(customID)
+                """, logger: logger)).first.map(Self.requestRecord)
+        }
     }
 
     public func requests(job: JobID, afterID: Int64?, limit: Int) async throws -> [RequestRecord] {
-        try await Self.rows(client.query("""
-            SELECT r.*, s.body AS response, s.input_tokens, s.output_tokens
-            FROM hb_request r LEFT JOIN hb_response s ON s.request_id = r.id
-            WHERE r.job_id = \(job.rawValue) AND r.id > \(afterID ?? 0) ORDER BY r.id LIMIT \(limit)
-            """, logger: logger)).map(Self.requestRecord)
+        try await client.withConnection { c in
+            try await Self.rows(c.guardedQuery("""
+                SELECT r.*, s.body AS response, s.input_tokens, s.output_tokens
+                FROM hb_request r LEFT JOIN hb_response s ON s.request_id = r.id
+                WHERE r.job_id = \(job.rawValue) AND r.id > \(afterID ?? 0) ORDER BY r.id LIMIT \(limit)
+                """, logger: logger)).map(Self.requestRecord)
+        }
     }
 
     public func tokenUsage(job: JobID) async throws -> TokenUsage {
-        let rows = try await client.query("""
-            SELECT COALESCE(SUM(s.input_tokens), 0)::int8, COALESCE(SUM(s.output_tokens), 0)::int8
-            FROM hb_response s JOIN hb_request r ON r.id = s.request_id WHERE r.job_id = \(job.rawValue)
-            """, logger: logger)
-        for try await (i, o) in rows.decode((Int, Int).self) { return TokenUsage(inputTokens: i, outputTokens: o) }
-        return TokenUsage(inputTokens: 0, outputTokens: 0)
+        try await client.withConnection { c in
+            let rows = try await c.guardedQuery("""
+                SELECT COALESCE(SUM(s.input_tokens), 0)::int8, COALESCE(SUM(s.output_tokens), 0)::int8
+                FROM hb_response s JOIN hb_request r ON r.id = s.request_id WHERE r.job_id = \(job.rawValue)
+                """, logger: logger)
+            for try await (i, o) in rows.decode((Int, Int).self) { return TokenUsage(inputTokens: i, outputTokens: o) }
+            return TokenUsage(inputTokens: 0, outputTokens: 0)
+        }
     }
 
     // MARK: Dispatch
 
     public func inFlightByKey() async throws -> [CompatibilityKey: Int] {
-        var result: [CompatibilityKey: Int] = [:]
-        let rows = try await client.query("""
-            SELECT provider, endpoint, model, tenant, count(*)::int8 FROM hb_request
-            WHERE state IN ('packed','submitted') GROUP BY provider, endpoint, model, tenant
-            """, logger: logger)
-        for try await (p, e, m, t, n) in rows.decode((String, String, String, String, Int).self) {
-            result[Self.key(p, e, m, t)] = n
+        try await client.withConnection { c in
+            var result: [CompatibilityKey: Int] = [:]
+            let rows = try await c.guardedQuery("""
+                SELECT provider, endpoint, model, tenant, count(*)::int8 FROM hb_request
+                WHERE state IN ('packed','submitted') GROUP BY provider, endpoint, model, tenant
+                """, logger: logger)
+            for try await (p, e, m, t, n) in rows.decode((String, String, String, String, Int).self) {
+                result[Self.key(p, e, m, t)] = n
+            }
+            return result
         }
-        return result
     }
 
     public func pendingKeys() async throws -> [(job: JobID, key: CompatibilityKey)] {
-        let rows = try await client.query("""
-            SELECT r.job_id, r.provider, r.endpoint, r.model, r.tenant
-            FROM hb_request r JOIN hb_job j ON j.id = r.job_id
-            WHERE r.state = 'pending' AND j.state <> 'canceled'
-            GROUP BY r.job_id, r.provider, r.endpoint, r.model, r.tenant
-            ORDER BY MIN(j.created_at), MIN(r.id)
-            """, logger: logger)
-        var result: [(job: JobID, key: CompatibilityKey)] = []
-        for try await (j, p, e, m, t) in rows.decode((String, String, String, String, String).self) {
-            result.append((JobID(rawValue: j), Self.key(p, e, m, t)))
+        try await client.withConnection { c in
+            let rows = try await c.guardedQuery("""
+                SELECT r.job_id, r.provider, r.endpoint, r.model, r.tenant
+                FROM hb_request r JOIN hb_job j ON j.id = r.job_id
+                WHERE r.state = 'pending' AND j.state <> 'canceled'
+                GROUP BY r.job_id, r.provider, r.endpoint, r.model, r.tenant
+                ORDER BY MIN(j.created_at), MIN(r.id)
+                """, logger: logger)
+            var result: [(job: JobID, key: CompatibilityKey)] = []
+            for try await (j, p, e, m, t) in rows.decode((String, String, String, String, String).self) {
+                result.append((JobID(rawValue: j), Self.key(p, e, m, t)))
+            }
+            return result
         }
-        return result
     }
 
     public func pendingCandidates(job: JobID, key: CompatibilityKey, limit: Int) async throws -> [PackCandidate] {
-        let rows = try await client.query("""
-            SELECT id, encoded_size FROM hb_request
-            WHERE job_id = \(job.rawValue) AND state = 'pending' AND provider = \(key.provider.rawValue)
-              AND endpoint = \(key.endpoint) AND model = \(key.model) AND tenant = \(key.tenant)
-            ORDER BY id LIMIT \(limit)
-            """, logger: logger)
-        var result: [PackCandidate] = []
-        for try await (id, size) in rows.decode((Int64, Int).self) { result.append(PackCandidate(id: id, key: key, encodedSize: size)) }
-        return result
+        try await client.withConnection { c in
+            let rows = try await c.guardedQuery("""
+                SELECT id, encoded_size FROM hb_request
+                WHERE job_id = \(job.rawValue) AND state = 'pending' AND provider = \(key.provider.rawValue)
+                  AND endpoint = \(key.endpoint) AND model = \(key.model) AND tenant = \(key.tenant)
+                ORDER BY id LIMIT \(limit)
+                """, logger: logger)
+            var result: [PackCandidate] = []
+            for try await (id, size) in rows.decode((Int64, Int).self) { result.append(PackCandidate(id: id, key: key, encodedSize: size)) }
+            return result
+        }
     }
 
     public func claimBatch(_ claim: BatchClaim, at now: Date) async throws -> ProviderBatchRecord? {
-        guard !claim.requestIDs.isEmpty else { return nil }
-        try gate.check(worker)
-        let k = claim.key
-        // One statement: lock the still-pending requests (skipping rows another claim holds), insert the batch leased
-        // to this worker only when some were found, and pack them into it.
-        let rows = try await Self.rows(client.query("""
-            WITH picked AS (
-                SELECT id, encoded_size FROM hb_request
-                WHERE id = ANY(\(claim.requestIDs)::int8[]) AND state = 'pending' AND job_id = \(claim.jobID.rawValue)
-                  AND provider = \(k.provider.rawValue) AND endpoint = \(k.endpoint) AND model = \(k.model) AND tenant = \(k.tenant)
-                ORDER BY id FOR UPDATE SKIP LOCKED),
-            b AS (
-                INSERT INTO hb_batch (job_id, provider, endpoint, model, tenant, state, idempotency_tag, request_count,
-                    byte_count, created_at, claimed_by, lease_owner, lease_expires_at)
-                SELECT \(claim.jobID.rawValue), \(k.provider.rawValue), \(k.endpoint), \(k.model), \(k.tenant), 'building',
-                    \(claim.idempotencyTag), count(*), COALESCE(sum(encoded_size), 0), \(now), \(worker), \(worker),
-                    clock_timestamp() + make_interval(secs => \(leaseSeconds))
-                FROM picked HAVING count(*) > 0
-                RETURNING *),
-            packed AS (
-                UPDATE hb_request r SET state = 'packed', batch_id = b.id, attempts = r.attempts + 1, updated_at = \(now)
-                FROM b, picked WHERE r.id = picked.id RETURNING r.id)
-            SELECT b.* FROM b
-            """, logger: logger))
-        return try rows.first.map(Self.batchRecord)
+        try await client.withConnection { c in
+            guard !claim.requestIDs.isEmpty else { return nil }
+            try gate.check(worker)
+            let k = claim.key
+            // One statement: lock the still-pending requests (skipping rows another claim holds), insert the batch leased
+            // to this worker only when some were found, and pack them into it.
+            let rows = try await Self.rows(c.guardedQuery("""
+                WITH picked AS (
+                    SELECT id, encoded_size FROM hb_request
+                    WHERE id = ANY(\(claim.requestIDs)::int8[]) AND state = 'pending' AND job_id = \(claim.jobID.rawValue)
+                      AND provider = \(k.provider.rawValue) AND endpoint = \(k.endpoint) AND model = \(k.model) AND tenant = \(k.tenant)
+                    ORDER BY id FOR UPDATE SKIP LOCKED),
+                b AS (
+                    INSERT INTO hb_batch (job_id, provider, endpoint, model, tenant, state, idempotency_tag, request_count,
+                        byte_count, created_at, claimed_by, lease_owner, lease_expires_at)
+                    SELECT \(claim.jobID.rawValue), \(k.provider.rawValue), \(k.endpoint), \(k.model), \(k.tenant), 'building',
+                        \(claim.idempotencyTag), count(*), COALESCE(sum(encoded_size), 0), \(now), \(worker), \(worker),
+                        clock_timestamp() + make_interval(secs => \(leaseSeconds))
+                    FROM picked HAVING count(*) > 0
+                    RETURNING *),
+                packed AS (
+                    UPDATE hb_request r SET state = 'packed', batch_id = b.id, attempts = r.attempts + 1, updated_at = \(now)
+                    FROM b, picked WHERE r.id = picked.id RETURNING r.id)
+                SELECT b.* FROM b
+                """, logger: logger))
+            return try rows.first.map(Self.batchRecord)
+        }
     }
 
     public func requestLines(inBatch batch: Int64, afterID: Int64?, limit: Int) async throws -> [(id: Int64, line: ProviderRequestLine)] {
-        let rows = try await client.query("""
-            SELECT id, custom_id, endpoint, body FROM hb_request
-            WHERE batch_id = \(batch) AND id > \(afterID ?? 0) AND state IN ('packed','submitted') ORDER BY id LIMIT \(limit)
-            """, logger: logger)
-        var result: [(id: Int64, line: ProviderRequestLine)] = []
-        for try await (id, cid, endpoint, body) in rows.decode((Int64, String, String, ByteBuffer).self) {
-            result.append((id, ProviderRequestLine(customID: cid, endpoint: endpoint, body: Array(body.readableBytesView))))
+        try await client.withConnection { c in
+            let rows = try await c.guardedQuery("""
+                SELECT id, custom_id, endpoint, body FROM hb_request
+                WHERE batch_id = \(batch) AND id > \(afterID ?? 0) AND state IN ('packed','submitted') ORDER BY id LIMIT \(limit)
+                """, logger: logger)
+            var result: [(id: Int64, line: ProviderRequestLine)] = []
+            for try await (id, cid, endpoint, body) in rows.decode((Int64, String, String, ByteBuffer).self) {
+                result.append((id, ProviderRequestLine(customID: cid, endpoint: endpoint, body: Array(body.readableBytesView))))
+            }
+            return result
         }
-        return result
     }
 
     public func markUploading(batch: Int64, at now: Date) async throws {
@@ -274,7 +294,7 @@ public struct PostgresJobStore: JobStore {
             let b = try await self.lockLeasedBatch(c, batch)
             switch b.state {
             case .building:
-                try await c.query("UPDATE hb_batch SET state = 'uploading' WHERE id = \(batch)", logger: logger)
+                try await c.guardedQuery("UPDATE hb_batch SET state = 'uploading' WHERE id = \(batch)", logger: logger)
             case .uploading: break
             default: throw JobStoreError(.invalidTransition, "batch \(batch): \(b.state.rawValue) → uploading")
             }
@@ -284,7 +304,7 @@ public struct PostgresJobStore: JobStore {
     public func recordInputFile(batch: Int64, fileID: String) async throws {
         try await transaction { c in
             _ = try await self.lockLeasedBatch(c, batch)
-            try await c.query("UPDATE hb_batch SET input_file_id = \(fileID) WHERE id = \(batch)", logger: logger)
+            try await c.guardedQuery("UPDATE hb_batch SET input_file_id = \(fileID) WHERE id = \(batch)", logger: logger)
         }
     }
 
@@ -298,10 +318,10 @@ public struct PostgresJobStore: JobStore {
             guard b.state == .building || b.state == .uploading else {
                 throw JobStoreError(.invalidTransition, "batch \(batch): \(b.state.rawValue) → submitted")
             }
-            try await c.query("""
+            try await c.guardedQuery("""
                 UPDATE hb_batch SET state = 'submitted', provider_batch_id = \(providerBatchID), submitted_at = \(now) WHERE id = \(batch)
                 """, logger: logger)
-            try await c.query("""
+            try await c.guardedQuery("""
                 UPDATE hb_request SET state = 'submitted', updated_at = \(now) WHERE batch_id = \(batch) AND state = 'packed'
                 """, logger: logger)
         }
@@ -316,7 +336,7 @@ public struct PostgresJobStore: JobStore {
                 throw JobStoreError(.invalidTransition, "batch \(batch): \(b.state.rawValue) → abandoned")
             }
             _ = try await self.apply(c, batch: b, job: job, states: ["packed"], now: now) { _ in .errored(error) }
-            try await c.query("UPDATE hb_batch SET state = 'abandoned', reconciled_at = \(now) WHERE id = \(batch)", logger: logger)
+            try await c.guardedQuery("UPDATE hb_batch SET state = 'abandoned', reconciled_at = \(now) WHERE id = \(batch)", logger: logger)
             try await Self.refreshJob(c, b.jobID, now: now, logger: logger)
         }
     }
@@ -326,25 +346,29 @@ public struct PostgresJobStore: JobStore {
     /// Live batches this worker may work on: its own, unleased ones and those whose lease expired (taken over);
     /// each returned batch is (re)leased to this worker. Batches leased by another live worker are left out.
     public func liveBatches(job: JobID?) async throws -> [ProviderBatchRecord] {
-        try gate.check(worker)
-        let rows = try await Self.rows(client.query("""
-            WITH take AS (
-                SELECT id FROM hb_batch
-                WHERE state IN ('building','uploading','submitted','ended')
-                  AND (\(job?.rawValue)::text IS NULL OR job_id = \(job?.rawValue))
-                  AND (lease_owner IS NULL OR lease_owner = \(worker) OR lease_expires_at < clock_timestamp())
-                ORDER BY id FOR UPDATE SKIP LOCKED)
-            UPDATE hb_batch b SET lease_owner = \(worker),
-                lease_expires_at = clock_timestamp() + make_interval(secs => \(leaseSeconds)),
-                lease_takeovers = b.lease_takeovers + CASE WHEN b.lease_owner IS NOT NULL AND b.lease_owner <> \(worker) THEN 1 ELSE 0 END
-            FROM take WHERE b.id = take.id
-            RETURNING b.*
-            """, logger: logger))
-        return try rows.map(Self.batchRecord).sorted { $0.id < $1.id }
+        try await client.withConnection { c in
+            try gate.check(worker)
+            let rows = try await Self.rows(c.guardedQuery("""
+                WITH take AS (
+                    SELECT id FROM hb_batch
+                    WHERE state IN ('building','uploading','submitted','ended')
+                      AND (\(job?.rawValue)::text IS NULL OR job_id = \(job?.rawValue))
+                      AND (lease_owner IS NULL OR lease_owner = \(worker) OR lease_expires_at < clock_timestamp())
+                    ORDER BY id FOR UPDATE SKIP LOCKED)
+                UPDATE hb_batch b SET lease_owner = \(worker),
+                    lease_expires_at = clock_timestamp() + make_interval(secs => \(leaseSeconds)),
+                    lease_takeovers = b.lease_takeovers + CASE WHEN b.lease_owner IS NOT NULL AND b.lease_owner <> \(worker) THEN 1 ELSE 0 END
+                FROM take WHERE b.id = take.id
+                RETURNING b.*
+                """, logger: logger))
+            return try rows.map(Self.batchRecord).sorted { $0.id < $1.id }
+        }
     }
 
     public func batches(job: JobID) async throws -> [ProviderBatchRecord] {
-        try await Self.rows(client.query("SELECT * FROM hb_batch WHERE job_id = \(job.rawValue) ORDER BY id", logger: logger)).map(Self.batchRecord)
+        try await client.withConnection { c in
+            try await Self.rows(c.guardedQuery("SELECT * FROM hb_batch WHERE job_id = \(job.rawValue) ORDER BY id", logger: logger)).map(Self.batchRecord)
+        }
     }
 
     public func batch(_ id: Int64) async throws -> ProviderBatchRecord? {
@@ -358,14 +382,14 @@ public struct PostgresJobStore: JobStore {
         let endedAt = status.endedAt ?? now
         try await transaction { c in
             _ = try await Self.requireBatch(c, batch, lock: true, logger: logger)
-            try await c.query("""
+            try await c.guardedQuery("""
                 UPDATE hb_batch SET counts = \(counts), output_file_id = COALESCE(\(status.outputFileID), output_file_id),
                     error_file_id = COALESCE(\(status.errorFileID), error_file_id), results_url = COALESCE(\(status.resultsURL), results_url),
                     input_file_id = COALESCE(input_file_id, \(status.inputFileID)), last_polled_at = \(now)
                 WHERE id = \(batch)
                 """, logger: logger)
             if let ended {
-                try await c.query("""
+                try await c.guardedQuery("""
                     UPDATE hb_batch SET state = 'ended', outcome = \(ended), ended_at = \(endedAt) WHERE id = \(batch) AND state = 'submitted'
                     """, logger: logger)
             }
@@ -382,7 +406,7 @@ public struct PostgresJobStore: JobStore {
             // One read (locking the batch's open requests named in the chunk, in id order), the rule in Swift
             // (ResultDisposition), one write statement for the whole chunk.
             let customIDs = results.map(\.customID)
-            let rows = try await c.query("""
+            let rows = try await c.guardedQuery("""
                 SELECT r.id, r.attempts, u.ord FROM UNNEST(\(customIDs)::text[]) WITH ORDINALITY AS u(cid, ord)
                 JOIN hb_request r ON r.batch_id = \(batch) AND r.custom_id = u.cid AND r.state IN ('packed','submitted')
                 ORDER BY r.id FOR UPDATE OF r
@@ -418,7 +442,7 @@ public struct PostgresJobStore: JobStore {
             let b = try await Self.requireBatch(c, batch, lock: true, logger: logger)
             if b.state == .reconciled || b.state == .abandoned { return ApplySummary() }
             let summary = try await self.apply(c, batch: b, job: job, states: ["packed", "submitted"], now: now) { _ in missing }
-            try await c.query("UPDATE hb_batch SET state = 'reconciled', reconciled_at = \(now) WHERE id = \(batch)", logger: logger)
+            try await c.guardedQuery("UPDATE hb_batch SET state = 'reconciled', reconciled_at = \(now) WHERE id = \(batch)", logger: logger)
             try await Self.refreshJob(c, b.jobID, now: now, logger: logger)
             return summary
         }
@@ -427,40 +451,46 @@ public struct PostgresJobStore: JobStore {
     // MARK: Outcomes
 
     public func outcomes(after sequence: Int64, job: JobID?, limit: Int) async throws -> [OutcomeEvent] {
-        let rows = try await Self.rows(client.query("""
-            SELECT o.seq, o.job_id, o.created_at AS event_at, r.custom_id, r.app_reference, r.state, s.body AS response,
-                r.last_error, b.provider_batch_id
-            FROM hb_outcome o JOIN hb_request r ON r.id = o.request_id LEFT JOIN hb_batch b ON b.id = r.batch_id
-            LEFT JOIN hb_response s ON s.request_id = r.id
-            WHERE o.seq > \(sequence) AND (\(job?.rawValue)::text IS NULL OR o.job_id = \(job?.rawValue))
-            ORDER BY o.seq LIMIT \(limit)
-            """, logger: logger))
-        return try rows.map { row in
-            let r = row.makeRandomAccess()
-            let response = try r["response"].decode(ByteBuffer?.self)
-            return OutcomeEvent(
-                sequence: try r["seq"].decode(Int64.self), jobID: JobID(rawValue: try r["job_id"].decode(String.self)),
-                customID: try r["custom_id"].decode(String.self), appReference: try r["app_reference"].decode(String?.self),
-                state: RequestState(rawValue: try r["state"].decode(String.self)) ?? .failed,
-                response: response.map { Array($0.readableBytesView) },
-                error: try Self.decodeError(try r["last_error"].decode(String?.self)),
-                providerBatchID: try r["provider_batch_id"].decode(String?.self),
-                createdAt: try r["event_at"].decode(Date.self))
+        try await client.withConnection { c in
+            let rows = try await Self.rows(c.guardedQuery("""
+                SELECT o.seq, o.job_id, o.created_at AS event_at, r.custom_id, r.app_reference, r.state, s.body AS response,
+                    r.last_error, b.provider_batch_id
+                FROM hb_outcome o JOIN hb_request r ON r.id = o.request_id LEFT JOIN hb_batch b ON b.id = r.batch_id
+                LEFT JOIN hb_response s ON s.request_id = r.id
+                WHERE o.seq > \(sequence) AND (\(job?.rawValue)::text IS NULL OR o.job_id = \(job?.rawValue))
+                ORDER BY o.seq LIMIT \(limit)
+                """, logger: logger))
+            return try rows.map { row in
+                let r = row.makeRandomAccess()
+                let response = try r["response"].decode(ByteBuffer?.self)
+                return OutcomeEvent(
+                    sequence: try r["seq"].decode(Int64.self), jobID: JobID(rawValue: try r["job_id"].decode(String.self)),
+                    customID: try r["custom_id"].decode(String.self), appReference: try r["app_reference"].decode(String?.self),
+                    state: RequestState(rawValue: try r["state"].decode(String.self)) ?? .failed,
+                    response: response.map { Array($0.readableBytesView) },
+                    error: try Self.decodeError(try r["last_error"].decode(String?.self)),
+                    providerBatchID: try r["provider_batch_id"].decode(String?.self),
+                    createdAt: try r["event_at"].decode(Date.self))
+            }
         }
     }
 
     public func checkpoint(consumer: String) async throws -> Int64 {
-        for try await seq in try await client.query("SELECT seq FROM hb_checkpoint WHERE consumer = \(consumer)", logger: logger).decode(Int64.self) {
-            return seq
+        try await client.withConnection { c in
+            for try await seq in try await c.guardedQuery("SELECT seq FROM hb_checkpoint WHERE consumer = \(consumer)", logger: logger).decode(Int64.self) {
+                return seq
+            }
+            return 0
         }
-        return 0
     }
 
     public func saveCheckpoint(consumer: String, sequence: Int64) async throws {
-        try await client.query("""
-            INSERT INTO hb_checkpoint (consumer, seq) VALUES (\(consumer), \(sequence))
-            ON CONFLICT (consumer) DO UPDATE SET seq = GREATEST(hb_checkpoint.seq, excluded.seq)
-            """, logger: logger)
+        try await client.withConnection { c in
+            _ = try await c.guardedQuery("""
+                INSERT INTO hb_checkpoint (consumer, seq) VALUES (\(consumer), \(sequence))
+                ON CONFLICT (consumer) DO UPDATE SET seq = GREATEST(hb_checkpoint.seq, excluded.seq)
+                """, logger: logger)
+        }
     }
 
     // MARK: Leases
@@ -472,14 +502,14 @@ public struct PostgresJobStore: JobStore {
     public func renewLeases() async throws -> Int {
         let timeout = "\(max(1, Int(leaseSeconds * 1000 / 3)))ms"
         return try await transaction { c in
-            try await c.query(
+            try await c.guardedQuery(
                 "SELECT set_config('statement_timeout', \(timeout), true), set_config('lock_timeout', \(timeout), true)", logger: logger)
-            try await c.query("""
+            try await c.guardedQuery("""
                 INSERT INTO hb_worker (id, started_at, heartbeat_at, expires_at)
                 VALUES (\(worker), clock_timestamp(), clock_timestamp(), clock_timestamp() + make_interval(secs => \(leaseSeconds)))
                 ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at, expires_at = excluded.expires_at
                 """, logger: logger)
-            let rows = try await c.query("""
+            let rows = try await c.guardedQuery("""
                 WITH renewed AS (
                     UPDATE hb_batch SET lease_expires_at = clock_timestamp() + make_interval(secs => \(leaseSeconds))
                     WHERE lease_owner = \(worker) AND state IN ('building','uploading','submitted','ended') RETURNING 1)
@@ -493,31 +523,35 @@ public struct PostgresJobStore: JobStore {
 
     /// Ends this worker's leases at once (graceful shutdown), so other workers take its batches without waiting.
     public func releaseLeases() async throws {
-        try await client.query("""
-            UPDATE hb_batch SET lease_expires_at = clock_timestamp()
-            WHERE lease_owner = \(worker) AND state IN ('building','uploading','submitted','ended')
-            """, logger: logger)
-        try await client.query("UPDATE hb_worker SET expires_at = clock_timestamp() WHERE id = \(worker)", logger: logger)
+        try await client.withConnection { c in
+            try await c.guardedQuery("""
+                UPDATE hb_batch SET lease_expires_at = clock_timestamp()
+                WHERE lease_owner = \(worker) AND state IN ('building','uploading','submitted','ended')
+                """, logger: logger)
+            try await c.guardedQuery("UPDATE hb_worker SET expires_at = clock_timestamp() WHERE id = \(worker)", logger: logger)
+        }
     }
 
     /// Who holds each batch of `job`: the worker that claimed it, the current lease owner, and how often its lease
     /// was taken over from another worker (for operators and tests).
     public func batchLeases(job: JobID) async throws -> [BatchLease] {
-        let rows = try await client.query("""
-            SELECT id, claimed_by, lease_owner, lease_takeovers FROM hb_batch WHERE job_id = \(job.rawValue) ORDER BY id
-            """, logger: logger)
-        var result: [BatchLease] = []
-        for try await (id, claimedBy, owner, takeovers) in rows.decode((Int64, String, String?, Int).self) {
-            result.append(BatchLease(batch: id, claimedBy: claimedBy, owner: owner, takeovers: takeovers))
+        try await client.withConnection { c in
+            let rows = try await c.guardedQuery("""
+                SELECT id, claimed_by, lease_owner, lease_takeovers FROM hb_batch WHERE job_id = \(job.rawValue) ORDER BY id
+                """, logger: logger)
+            var result: [BatchLease] = []
+            for try await (id, claimedBy, owner, takeovers) in rows.decode((Int64, String, String?, Int).self) {
+                result.append(BatchLease(batch: id, claimedBy: claimedBy, owner: owner, takeovers: takeovers))
+            }
+            return result
         }
-        return result
     }
 
     // MARK: Helpers (inside a transaction)
 
     /// Locks the batch; throws when another live worker holds its lease; otherwise (re)takes the lease.
     private func lockLeasedBatch(_ c: PostgresConnection, _ id: Int64) async throws -> ProviderBatchRecord {
-        let rows = try await Self.rows(c.query("""
+        let rows = try await Self.rows(c.guardedQuery("""
             SELECT *, (lease_owner IS NOT NULL AND lease_owner <> \(worker) AND lease_expires_at >= clock_timestamp()) AS held_elsewhere
             FROM hb_batch WHERE id = \(id) FOR UPDATE
             """, logger: logger))
@@ -527,7 +561,7 @@ public struct PostgresJobStore: JobStore {
             let owner = try r["lease_owner"].decode(String?.self) ?? "?"
             throw JobStoreError(.invalidTransition, "batch \(id) is leased by worker \(owner)")
         }
-        try await c.query("""
+        try await c.guardedQuery("""
             UPDATE hb_batch SET lease_owner = \(worker), lease_expires_at = clock_timestamp() + make_interval(secs => \(leaseSeconds))
             WHERE id = \(id)
             """, logger: logger)
@@ -540,7 +574,7 @@ public struct PostgresJobStore: JobStore {
         outcome: (Int64) -> ProviderResultOutcome
     ) async throws -> ApplySummary {
         let maxAttempts = job.map { $0.state == .canceled ? 0 : $0.maxAttempts } ?? 0
-        let rows = try await c.query("""
+        let rows = try await c.guardedQuery("""
             SELECT id, attempts FROM hb_request WHERE batch_id = \(batch.id) AND state = ANY(\(states)::text[]) ORDER BY id FOR UPDATE
             """, logger: logger)
         var updates = DispositionColumns()
@@ -558,7 +592,7 @@ public struct PostgresJobStore: JobStore {
     /// order. Takes the outcome lock first, so event sequences are allocated in commit order.
     private func write(_ c: PostgresConnection, _ u: DispositionColumns, job: JobID, now: Date) async throws {
         try await Self.lockOutcomes(c, logger: logger)
-        try await c.query("""
+        try await c.guardedQuery("""
             WITH u AS (
                 SELECT * FROM UNNEST(\(u.ids)::int8[], \(u.states)::text[], \(u.errors)::text[], \(u.hasResponse)::bool[],
                     \(u.responses)::bytea[], \(u.inputTokens)::int8[], \(u.outputTokens)::int8[], \(u.terminal)::bool[])
@@ -580,12 +614,12 @@ public struct PostgresJobStore: JobStore {
     /// Serializes transactions that append outcome events, so `seq` order is commit order (a consumer paging by
     /// sequence never skips an event committed late). Held until commit.
     private static func lockOutcomes(_ c: PostgresConnection, logger: Logger) async throws {
-        try await c.query("SELECT pg_advisory_xact_lock(hashtext('hyperbatch.jobs.outcomes:' || current_schema()))", logger: logger)
+        try await c.guardedQuery("SELECT pg_advisory_xact_lock(hashtext('hyperbatch.jobs.outcomes:' || current_schema()))", logger: logger)
     }
 
     /// Marks the job finished when every request is terminal (and it is active). Callers hold the job row lock.
     private static func refreshJob(_ c: PostgresConnection, _ job: JobID, now: Date, logger: Logger) async throws {
-        try await c.query("""
+        try await c.guardedQuery("""
             UPDATE hb_job SET state = 'finished', finished_at = \(now)
             WHERE id = \(job.rawValue) AND state = 'active'
               AND NOT EXISTS (SELECT 1 FROM hb_request WHERE job_id = \(job.rawValue) AND state IN ('pending','packed','submitted'))
@@ -599,19 +633,19 @@ public struct PostgresJobStore: JobStore {
     }
 
     private static func fetchJob(_ c: PostgresConnection, _ id: JobID, logger: Logger) async throws -> JobRecord? {
-        try await rows(c.query("SELECT * FROM hb_job WHERE id = \(id.rawValue)", logger: logger)).first.map(jobRecord)
+        try await rows(c.guardedQuery("SELECT * FROM hb_job WHERE id = \(id.rawValue)", logger: logger)).first.map(jobRecord)
     }
 
     /// The job row, locked until commit (serializes the transactions that may finish or reopen the job).
     private static func lockJob(_ c: PostgresConnection, _ id: JobID, logger: Logger) async throws -> JobRecord? {
-        try await rows(c.query("SELECT * FROM hb_job WHERE id = \(id.rawValue) FOR UPDATE", logger: logger)).first.map(jobRecord)
+        try await rows(c.guardedQuery("SELECT * FROM hb_job WHERE id = \(id.rawValue) FOR UPDATE", logger: logger)).first.map(jobRecord)
     }
 
     private static func fetchBatch(_ c: PostgresConnection, _ id: Int64, lock: Bool = false, logger: Logger) async throws -> ProviderBatchRecord? {
         let query: PostgresQuery = lock
             ? "SELECT * FROM hb_batch WHERE id = \(id) FOR UPDATE"
             : "SELECT * FROM hb_batch WHERE id = \(id)"
-        return try await rows(c.query(query, logger: logger)).first.map(batchRecord)
+        return try await rows(c.guardedQuery(query, logger: logger)).first.map(batchRecord)
     }
 
     private static func requireBatch(_ c: PostgresConnection, _ id: Int64, lock: Bool = false, logger: Logger) async throws -> ProviderBatchRecord {
@@ -731,6 +765,8 @@ public struct PostgresJobStoreError: Error, Sendable, Hashable, CustomStringConv
     public enum Code: String, Sendable, Hashable {
         /// This worker's leases could not be renewed in time: it must stop claiming (and exit).
         case leaseLost
+        /// The server closed the connection a statement was sent on (transient: the pass is retried).
+        case connectionClosed
     }
 
     public var code: Code

@@ -100,13 +100,13 @@ enum PostgresJobStoreSchema {
     @discardableResult
     static func migrate(_ client: PostgresClient, logger: Logger) async throws -> [Int] {
         try await PostgresTransaction.run(client, logger: logger) { connection in
-            try await connection.query(
+            try await connection.guardedQuery(
                 "SELECT pg_advisory_xact_lock(hashtext('hyperbatch.jobs.migrate:' || current_schema()))", logger: logger)
-            try await connection.query(
+            try await connection.guardedQuery(
                 "CREATE TABLE IF NOT EXISTS hb_schema_version (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())",
                 logger: logger)
             var applied: Set<Int> = []
-            for try await version in try await connection.query("SELECT version FROM hb_schema_version", logger: logger).decode(Int.self) {
+            for try await version in try await connection.guardedQuery("SELECT version FROM hb_schema_version", logger: logger).decode(Int.self) {
                 applied.insert(version)
             }
             var done: [Int] = []
@@ -114,9 +114,9 @@ enum PostgresJobStoreSchema {
                 // Migration bodies are constant SQL in this file (no input), so unsafeSQL is safe here. The extended
                 // protocol takes one statement per query, hence the split (no statement contains a `;` of its own).
                 for statement in migration.sql.split(separator: ";") where !statement.allSatisfy(\.isWhitespace) {
-                    try await connection.query(PostgresQuery(unsafeSQL: String(statement)), logger: logger)
+                    try await connection.guardedQuery(PostgresQuery(unsafeSQL: String(statement)), logger: logger)
                 }
-                try await connection.query("INSERT INTO hb_schema_version (version) VALUES (\(migration.version))", logger: logger)
+                try await connection.guardedQuery("INSERT INTO hb_schema_version (version) VALUES (\(migration.version))", logger: logger)
                 logger.info("applied job store migration", metadata: ["version": "\(migration.version)"])
                 done.append(migration.version)
             }
@@ -126,21 +126,23 @@ enum PostgresJobStoreSchema {
 }
 
 /// One transaction on a pooled connection: `BEGIN`, the body, `COMMIT`; `ROLLBACK` and the body's own error when it
-/// throws (unlike `withTransaction`, which wraps the error, so callers can still match `JobStoreError`).
+/// throws (unlike `withTransaction`, which wraps the error, so callers can still match `JobStoreError`). Every statement
+/// goes through `guardedQuery`, so a connection the server closed fails the call instead of hanging it.
 enum PostgresTransaction {
     static func run<T: Sendable>(
         _ client: PostgresClient, logger: Logger, _ body: (PostgresConnection) async throws -> T
     ) async throws -> T {
         try await client.withConnection { connection in
-            try await connection.query("BEGIN", logger: logger)
+            try await connection.guardedQuery("BEGIN", logger: logger)
             let value: T
             do {
                 value = try await body(connection)
             } catch {
-                try? await connection.query("ROLLBACK", logger: logger)
+                // A closed connection needs no ROLLBACK: the server rolled the transaction back when it closed.
+                if !connection.isClosed { _ = try? await connection.guardedQuery("ROLLBACK", logger: logger) }
                 throw error
             }
-            try await connection.query("COMMIT", logger: logger)
+            try await connection.guardedQuery("COMMIT", logger: logger)
             return value
         }
     }
