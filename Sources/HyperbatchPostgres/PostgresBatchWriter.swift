@@ -70,22 +70,23 @@ public struct PostgresBatchWriter<Row: Sendable>: Sendable {
         }
         // Slow path: bisect under savepoints in one transaction.
         var results = [Result<Void, any Error>?](repeating: nil, count: values.count)
-        try await connection.query("BEGIN", logger: logger)
+        try await connection.guardedQuery("BEGIN", logger: logger)
         do {
             await bisectBatch(order[...], into: &results) { slice in
-                try await connection.query("SAVEPOINT hb_bisect", logger: logger)
+                try await connection.guardedQuery("SAVEPOINT hb_bisect", logger: logger)
                 do {
                     try await execute(values, slice, on: connection)
-                    try await connection.query("RELEASE SAVEPOINT hb_bisect", logger: logger)
+                    try await connection.guardedQuery("RELEASE SAVEPOINT hb_bisect", logger: logger)
                 } catch {
-                    try await connection.query("ROLLBACK TO SAVEPOINT hb_bisect", logger: logger)
-                    try await connection.query("RELEASE SAVEPOINT hb_bisect", logger: logger)
+                    try await connection.guardedQuery("ROLLBACK TO SAVEPOINT hb_bisect", logger: logger)
+                    try await connection.guardedQuery("RELEASE SAVEPOINT hb_bisect", logger: logger)
                     throw error
                 }
             }
-            try await connection.query("COMMIT", logger: logger)
+            try await connection.guardedQuery("COMMIT", logger: logger)
         } catch {
-            try? await connection.query("ROLLBACK", logger: logger)
+            // A closed connection needs no ROLLBACK: the server rolled the transaction back when it closed.
+            if !connection.isClosed { _ = try? await connection.guardedQuery("ROLLBACK", logger: logger) }
             throw error
         }
         return results.map { $0 ?? .failure(BatchWriterError.invalidTable("row not attempted")) }
@@ -97,7 +98,9 @@ public struct PostgresBatchWriter<Row: Sendable>: Sendable {
         try await WriterStatement.$current.withValue(.init(name: statementName, sql: sql)) {
             // Drain the (empty) row sequence: postgres-nio 1.33's command-tag overload of `execute` can trap when the
             // command completes after the row stream is handed over.
-            for try await _ in try await connection.execute(statement, logger: logger) {}
+            // Guarded: on a connection the server closed, postgres-nio would wait forever (ClosedConnectionGuard).
+            let logger = self.logger
+            for try await _ in try await connection.guarded({ try await connection.execute(statement, logger: logger) }) {}
         }
     }
 

@@ -60,6 +60,22 @@ struct ClosedConnectionGuardTests {
         try await connection.closeFuture.get()
     }
 
+    /// `guarded` (what the batch writer wraps its prepared statements in) fails the same way, and passes results through.
+    @Test(.timeLimit(.minutes(1))) func anyCallOnATerminatedConnectionFailsAsTransient() async throws {
+        try await PostgresTestEnvironment.withClient { client in
+            try await client.withConnection { c in
+                var two = 0
+                for try await n in try await c.guarded({ try await c.query("SELECT 2", logger: Self.logger) }).decode(Int.self) { two = n }
+                #expect(two == 2)
+                try await Self.terminate(c, via: client)
+                let error = await #expect(throws: PostgresJobStoreError.self) {
+                    try await c.guarded { try await c.query("SELECT 3", logger: Self.logger) }
+                }
+                #expect(error?.code == .connectionClosed)
+            }
+        }
+    }
+
     /// A plain `PostgresConnection.query` on this connection would never return (postgres-nio drops the write).
     @Test(.timeLimit(.minutes(1))) func aQueryOnATerminatedConnectionFailsAsTransient() async throws {
         try await PostgresTestEnvironment.withClient { client in

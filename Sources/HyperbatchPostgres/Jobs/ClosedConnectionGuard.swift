@@ -21,17 +21,24 @@ extension PostgresConnection {
     /// handler started is failed by it when the connection closes.
     @discardableResult
     func guardedQuery(_ query: PostgresQuery, logger: Logger, file: String = #fileID, line: Int = #line) async throws -> PostgresRowSequence {
+        try await guarded { try await self.query(query, logger: logger, file: file, line: line) }
+    }
+
+    /// Runs `operation` (a call on this connection, such as `execute` of a prepared statement) with the guard of
+    /// ``guardedQuery(_:logger:file:line:)``: it fails with `connectionClosed` instead of waiting forever once the
+    /// server has closed the connection.
+    func guarded<T: Sendable>(_ operation: @escaping @Sendable () async throws -> T) async throws -> T {
         if isClosed { throw ClosedConnectionGuard.closedError(self) }
-        let slot = Abandonable.Slot<PostgresRowSequence>()
+        let slot = Abandonable.Slot<T>()
         let token = ClosedConnectionGuard.shared.watch(self) {
             slot.resume(with: .failure(ClosedConnectionGuard.closedError(self)))
         }
         defer { ClosedConnectionGuard.shared.unwatch(self, token: token) }
         return try await withCheckedThrowingContinuation { continuation in
             slot.set(continuation)
-            Task {
+            Task {  // inherits the caller's task-local values
                 do {
-                    slot.resume(with: .success(try await self.query(query, logger: logger, file: file, line: line)))
+                    slot.resume(with: .success(try await operation()))
                 } catch {
                     slot.resume(with: .failure(error))
                 }
