@@ -1,4 +1,7 @@
 import HyperbatchJobs
+import HyperbatchTestKit
+import Logging
+import Synchronization
 import Testing
 
 @Suite struct StoreRetryTests {
@@ -54,5 +57,45 @@ import Testing
         #expect(state.failed(policy.classify(Hiccup())) == .stop)
         #expect(Self.policy.classify(Hiccup()) == .transient)
         #expect(Self.policy.classify(Broken()) == .permanent)
+    }
+
+    @Test func runRetriesTransientErrorsWithTheBackoffOnTheClockThenReturns() async throws {
+        let clock = ManualClock()
+        let calls = Mutex(0)
+        let task = Task {
+            try await Self.policy.run(clock: clock, logger: Logger(label: "test"), "step") { () throws -> String in
+                let n = calls.withLock { n in n += 1; return n }
+                if n < 3 { throw Hiccup() }
+                return "done after \(n)"
+            }
+        }
+        // The handshake: wait until the step sleeps, check the backoff, wake it.
+        let first = await clock.nextSleep()
+        #expect(first == ManualClock.Instant(offset: .milliseconds(100)))
+        clock.advance(to: first)
+        let second = await clock.nextSleep()
+        #expect(second == first.advanced(by: .milliseconds(200)), "the second delay doubles")
+        clock.advance(to: second)
+        #expect(try await task.value == "done after 3")
+        #expect(calls.withLock { $0 } == 3)
+    }
+
+    @Test func runRethrowsAPermanentErrorAtOnceAndStopsAtMaximumAttempts() async throws {
+        let clock = ManualClock()
+        await #expect(throws: Broken.self) {
+            try await Self.policy.run(clock: clock, logger: Logger(label: "test"), "step") { () throws -> Int in throw Broken() }
+        }
+        var limited = Self.policy
+        limited.maximumAttempts = 1
+        let calls = Mutex(0)
+        let task = Task {
+            try await limited.run(clock: clock, logger: Logger(label: "test"), "step") { () throws -> Int in
+                calls.withLock { $0 += 1 }
+                throw Hiccup()
+            }
+        }
+        clock.advance(to: await clock.nextSleep())
+        await #expect(throws: Hiccup.self) { try await task.value }
+        #expect(calls.withLock { $0 } == 2, "one try and one retry")
     }
 }

@@ -32,10 +32,19 @@ enum StoreLocation {
 extension PostgresStoreURL {
     /// A client for this server (no minimum of idle connections), after one test connection succeeded, so a bad
     /// certificate, host name or login fails at once with its reason rather than after the pool's retries.
-    func checkedClient(logger: Logger) async throws -> PostgresClient {
+    ///
+    /// With `retry`, a failure that may pass (refused or closed connection, server starting or shutting down) is
+    /// tried again with its backoff, as a long-running worker should when it starts during a database restart.
+    func checkedClient(logger: Logger, retry: StoreRetryPolicy? = nil) async throws -> PostgresClient {
         do {
-            try await checkConnection(logger: logger)
-        } catch {
+            if let retry {
+                try await retry.run(clock: ContinuousClock(), logger: logger, "connecting to PostgreSQL") {
+                    try await checkConnection(logger: logger)
+                }
+            } else {
+                try await checkConnection(logger: logger)
+            }
+        } catch let error as PostgresStoreURLError {
             throw ValidationFailure("--store: \(error)")
         }
         var configuration = clientConfiguration

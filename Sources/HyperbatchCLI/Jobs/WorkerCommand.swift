@@ -75,7 +75,9 @@ struct WorkerCommand: AsyncParsableCommand {
                     try await group.run()
                 }
             case .postgres(let url):
-                let client = try await url.checkedClient(logger: logger)
+                // A worker may start while the database restarts: its first connection is retried for about a minute.
+                let client = try await url.checkedClient(
+                    logger: logger, retry: PostgresStoreErrors.retryPolicy(maximumDelay: .seconds(10), maximumAttempts: 9))
                 let lease = Duration.milliseconds(Int64(leaseSeconds * 1000))
                 let store = PostgresJobStore(
                     client: client, configuration: .init(workerID: workerID, leaseDuration: lease), logger: logger)
@@ -84,7 +86,12 @@ struct WorkerCommand: AsyncParsableCommand {
                 try await JobCLI.withRunner(store: store, provider: provider, configuration: pipeline, logger: logger) { runner in
                     // Dependencies first: shutdown runs in reverse (runner, then lease release, then client).
                     let group = ServiceGroup(configuration: .init(
-                        services: [client, LeaseLossExit(lease: keeper, logger: logger), RunnerService(runner: runner, prepare: { try await store.migrate() })],
+                        services: [client, LeaseLossExit(lease: keeper, logger: logger), RunnerService(runner: runner, prepare: { [retry = pipeline.storeRetry, logger] in
+                            // Retried like the runner's passes: a connection closed under the migration is no reason to stop.
+                            try await retry.run(clock: ContinuousClock(), logger: logger, "migrating the schema") {
+                                _ = try await store.migrate()
+                            }
+                        })],
                         gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
                     try await group.run()
                 }

@@ -1,3 +1,5 @@
+import Logging
+
 /// Whether a store error may go away when the same work is tried again.
 public enum StoreErrorKind: String, Sendable, Hashable {
     /// A passing failure (connection reset, server restart, serialization failure, deadlock): retry after a delay.
@@ -77,5 +79,32 @@ public struct StoreRetryState: Sendable {
     public mutating func succeeded() -> Int {
         defer { consecutiveFailures = 0 }
         return consecutiveFailures
+    }
+}
+
+extension StoreRetryPolicy {
+    /// Runs `operation` until it succeeds, waiting on `clock` after each error this policy calls transient (its
+    /// backoff, at most ``maximumAttempts`` retries); any other error, or cancellation, is rethrown at once.
+    /// For one-off steps outside the runner's loop, such as a worker's first connection or its schema migration.
+    public func run<T, C: Clock>(
+        clock: C, logger: Logger, _ what: String, _ operation: () async throws -> T
+    ) async throws -> T where C.Duration == Duration {
+        var state = StoreRetryState(policy: self)
+        while true {
+            do {
+                return try await operation()
+            } catch {
+                if error is CancellationError || Task.isCancelled { throw error }
+                switch state.failed(classify(error)) {
+                case .stop:
+                    throw error
+                case .retry(let delay, let attempt):
+                    logger.warning(
+                        "\(what): transient store error; retrying",
+                        metadata: ["attempt": "\(attempt)", "delay": "\(delay)", "error": "\(error)"])
+                    try await clock.sleep(for: delay)
+                }
+            }
+        }
     }
 }

@@ -8,7 +8,8 @@ extension PostgresStoreURL {
     /// A `PostgresClient` whose connections cannot be made keeps retrying and fails its queries only after a minute,
     /// with a generic error: call this first to fail fast with the reason (bad certificate, wrong host name, server
     /// without TLS, refused login).
-    /// - Throws: ``PostgresStoreURLError`` saying which server and why (never the password).
+    /// - Throws: ``PostgresStoreURLError`` saying which server and why (never the password), and whether the failure
+    ///   may pass (``PostgresStoreURLError/isTransient``).
     public func checkConnection(logger: Logger) async throws(PostgresStoreURLError) {
         do {
             let connection = try await PostgresConnection.connect(
@@ -21,7 +22,7 @@ extension PostgresStoreURL {
             }
             try await connection.close()
         } catch {
-            throw PostgresStoreURLError(explain(error))
+            throw PostgresStoreURLError(explain(error), isTransient: PostgresStoreErrors.classify(error) == .transient)
         }
     }
 

@@ -98,7 +98,13 @@ public struct PostgresStoreURL: Sendable {
 public struct PostgresStoreURLError: Error, CustomStringConvertible, Sendable, Equatable {
     /// What is wrong.
     public var description: String
+    /// Whether trying again later may succeed (the server refused or closed the connection, or is starting or
+    /// shutting down), as opposed to a wrong URL, certificate or login.
+    public var isTransient: Bool
 
     /// An error saying `description`.
-    public init(_ description: String) { self.description = description }
+    public init(_ description: String, isTransient: Bool = false) {
+        self.description = description
+        self.isTransient = isTransient
+    }
 }

@@ -4,7 +4,7 @@ import PostgresNIO
 /// Sorts errors of a ``PostgresJobStore`` into transient (retry the pass) and permanent (stop the worker).
 ///
 /// Transient: lost or refused connections (PSQLError connection, closed-connection and unclean-shutdown codes, and
-/// ``PostgresJobStoreError/Code/connectionClosed``), SQLSTATE class 08 (connection exception), 40001 serialization
+/// ``PostgresJobStoreError/Code/connectionClosed``, a failed connection check marked transient), SQLSTATE class 08 (connection exception), 40001 serialization
 /// failure, 40P01 deadlock, 55P03 lock not available, 57014 statement timeout, 57P01/57P02/57P03 server shutting down
 /// or starting, 53300 too many connections.
 /// Everything else is permanent, in particular ``PostgresJobStoreError/Code/leaseLost``, ``JobStoreError`` and a
@@ -16,6 +16,7 @@ public enum PostgresStoreErrors {
     /// The kind of `error`.
     @Sendable public static func classify(_ error: any Error) -> StoreErrorKind {
         if let error = error as? PostgresJobStoreError { return error.code == .connectionClosed ? .transient : .permanent }
+        if let error = error as? PostgresStoreURLError { return error.isTransient ? .transient : .permanent }
         guard let error = error as? PSQLError else { return .permanent }
         switch error.code {
         case .connectionError, .serverClosedConnection, .clientClosedConnection, .uncleanShutdown:
