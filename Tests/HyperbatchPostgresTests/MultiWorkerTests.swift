@@ -159,7 +159,7 @@ struct MultiWorkerTests {
                 }
                 for (name, p) in workers where name != "w2" && !p.isRunning {
                     let log = (try? String(contentsOfFile: dir.appendingPathComponent("\(name).log").path, encoding: .utf8)) ?? ""
-                    Issue.record("worker \(name) exited early with status \(p.terminationStatus); its log ends: \(log.suffix(1_500))")
+                    Issue.record("worker \(name) exited early (\(p.terminationReason == .exit ? "status" : "signal") \(p.terminationStatus)); its log ends: \(log.suffix(3_000))")
                     return
                 }
                 try await Task.sleep(for: .milliseconds(100))

@@ -86,7 +86,14 @@ struct WorkerConnectionLossTests {
         let child = try await ChildEmulator.launch(
             executable: MultiWorkerTests.binary, ["--rate", "250"], log: dir.appendingPathComponent("emulator.log").path)
         let port = child.port
-        defer { child.process.terminate() }
+        let emulatorPID = child.process.processIdentifier
+        defer {
+            kill(emulatorPID, SIGCONT)
+            child.process.terminate()
+        }
+        // The provider stands still (SIGSTOP) until the first round of terminations has hit the worker: however
+        // starved this test's loop is on a loaded machine, the job cannot end before that.
+        kill(emulatorPID, SIGSTOP)
 
         let submitLog = dir.appendingPathComponent("submit.log").path
         let submit = try h.spawn(["submit", input, "--provider", "emulator", "--store", store, "--job", "cl"], log: submitLog)
@@ -96,7 +103,7 @@ struct WorkerConnectionLossTests {
         let workerLog = dir.appendingPathComponent("w1.log").path
         let worker = try h.spawn([
             "worker", "--provider", "emulator", "--base-url", "http://127.0.0.1:\(port)/v1", "--store", store,
-            "--poll-initial", "0.05", "--max-batch-requests", "50", "--lease-seconds", "10", "--worker-id", "w1",
+            "--poll-initial", "0.05", "--max-batch-requests", "50", "--lease-seconds", "10", "--worker-id", "w1", "--verbose",
         ], log: workerLog)
         defer { if worker.isRunning { kill(worker.processIdentifier, SIGKILL) } }
 
@@ -108,8 +115,9 @@ struct WorkerConnectionLossTests {
             group.addTask { await client.run() }
             defer { group.cancelAll() }
 
-            // Five rounds, 500 ms apart, each terminating every backend of the job database but ours (rounds that find
-            // no backend of the worker yet are retried after 50 ms and do not count).
+            // Five rounds, 500 ms apart, each terminating every backend of the job database but ours while the
+            // provider is frozen (so the job is still running when they land). A round that finds no backend of the
+            // worker (not connected yet, or reconnecting) keeps the provider frozen and is retried after 50 ms.
             var rounds = 0
             var terminated = 0
             var terminatedMidway = 0
@@ -119,19 +127,26 @@ struct WorkerConnectionLossTests {
                 if finished { break }
                 try #require(
                     worker.isRunning,
-                    "worker exited with status \(worker.terminationStatus); its log ends: \(((try? String(contentsOfFile: workerLog, encoding: .utf8)) ?? "").suffix(1_500))")
-                try #require(ContinuousClock.now < deadline, "job did not finish within 120 s (log: \(workerLog))")
+                    "worker exited (\(worker.terminationReason == .exit ? "status" : "signal") \(worker.terminationStatus)); its log ends: \(((try? String(contentsOfFile: workerLog, encoding: .utf8)) ?? "").suffix(1_500))")
+                try #require(
+                    ContinuousClock.now < deadline,
+                    "job did not finish within 120 s (\(rounds) rounds); the worker's log ends: \(((try? String(contentsOfFile: workerLog, encoding: .utf8)) ?? "").suffix(4_000))")
                 var n = 0
                 if rounds < 5 {
+                    kill(emulatorPID, SIGSTOP)
                     n = try await h.scalar(client, """
                         SELECT count(pg_terminate_backend(pid))::int8 FROM pg_stat_activity
                         WHERE datname = current_database() AND pid <> pg_backend_pid() AND application_name <> 'hb_monitor'
                         """)
                     terminated += n
-                    terminatedMidway += n  // the job is unfinished here
-                    // A round counts once it terminated something: on a loaded machine the worker may not have
-                    // connected yet when the first rounds come.
-                    if n > 0 { rounds += 1 }
+                    let running = try await h.scalar(client, "SELECT count(*)::int8 FROM hb_job WHERE id = 'cl' AND state = 'finished'") == 0
+                    if running { terminatedMidway += n }
+                    if n > 0 {
+                        rounds += 1
+                        kill(emulatorPID, SIGCONT)
+                    }
+                } else {
+                    kill(emulatorPID, SIGCONT)
                 }
                 try await Task.sleep(for: .milliseconds(n > 0 ? 500 : 50))
             }
