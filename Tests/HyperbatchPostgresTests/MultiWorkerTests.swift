@@ -78,7 +78,7 @@ struct MultiWorkerTests {
         func startWorker(_ name: String) throws {
             workers[name] = try spawn([
                 "worker", "--provider", "emulator", "--base-url", "http://127.0.0.1:\(port)/v1", "--store", store,
-                "--poll-initial", "0.05", "--max-batch-requests", "50", "--lease-seconds", "4", "--worker-id", name,
+                "--poll-initial", "0.05", "--max-batch-requests", "50", "--lease-seconds", "8", "--worker-id", name,
             ], log: dir.appendingPathComponent("\(name).log").path)
         }
         defer { for p in workers.values where p.isRunning { kill(p.processIdentifier, SIGKILL) } }
