@@ -10,14 +10,17 @@ import Testing
 enum PostgresStoreFixture {
     static let logger = Logger(label: "test.pgstore")
 
-    /// Runs `body` with a client whose `search_path` is a new empty schema; drops the schema afterwards.
-    static func withFreshSchema<T: Sendable>(_ body: @escaping @Sendable (PostgresClient, String) async throws -> T) async throws -> T {
+    /// Runs `body` with a client whose `search_path` is a new empty schema; drops the schema afterwards. The client
+    /// connects with `configuration` (default: the test server's plain one).
+    static func withFreshSchema<T: Sendable>(
+        configuration: PostgresClient.Configuration? = nil, _ body: @escaping @Sendable (PostgresClient, String) async throws -> T
+    ) async throws -> T {
         let schema = "hb_t_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased()
         // The name is generated here ([a-z0-9_] only), never user input: safe to splice as an identifier.
         try await PostgresTestEnvironment.withClient { admin in
             try await admin.query(PostgresQuery(unsafeSQL: "CREATE SCHEMA \(schema)"), logger: logger)
         }
-        var configuration = try PostgresTestEnvironment.configuration()
+        var configuration = try configuration ?? PostgresTestEnvironment.configuration()
         configuration.options.additionalStartupParameters = [("search_path", schema)]
         let client = PostgresClient(configuration: configuration)
         do {

@@ -53,26 +53,7 @@ struct PostgresTLSTests {
     static func withClient<T: Sendable>(
         _ url: PostgresStoreURL, _ body: @escaping @Sendable (PostgresClient) async throws -> T
     ) async throws -> T {
-        let schema = "hb_tls_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased()
-        // Generated name ([a-z0-9_] only), never user input: safe to splice as an identifier.
-        try await PostgresTestEnvironment.withClient { admin in
-            try await admin.query(PostgresQuery(unsafeSQL: "CREATE SCHEMA \(schema)"), logger: logger)
-        }
-        var configuration = url.clientConfiguration
-        configuration.options.additionalStartupParameters = [("search_path", schema)]
-        let client = PostgresClient(configuration: configuration)
-        do {
-            let value = try await withThrowingTaskGroup(of: T?.self) { group in
-                group.addTask { await client.run(); return nil }
-                defer { group.cancelAll() }
-                return try await body(client)
-            }
-            try await PostgresStoreFixture.drop(schema)
-            return value
-        } catch {
-            try? await PostgresStoreFixture.drop(schema)
-            throw error
-        }
+        try await PostgresStoreFixture.withFreshSchema(configuration: url.clientConfiguration) { client, _ in try await body(client) }
     }
 
     @Test("verify-full with the CA: the store contract passes over an encrypted session", .timeLimit(.minutes(2)),
